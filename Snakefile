@@ -1,0 +1,24 @@
+# picollm: the pipeline's DAG. Rules only wire files, params and logs; every rule runs one
+# `picollm <stage>` command, which does the work. `picollm dvc-yaml` derives dvc.yaml from here.
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "params.yaml"
+
+
+validate(config, "workflow/schemas/params.schema.yaml", set_default=False)
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/train.smk"
+include: "rules/figures.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        rules.overfit_gap.output.png,

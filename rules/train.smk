@@ -1,0 +1,25 @@
+# Training: one job per model under `models` in params.yaml.
+
+
+rule train:
+    input:
+        **DATA_SPLIT,
+        code=stage_code("train"),
+    output:
+        weights="results/models/{model}/weights.safetensors",
+        metrics="results/models/{model}/metrics.json",
+        curve="results/models/{model}/curve.tsv",
+        steps="results/models/{model}/steps.tsv",
+    params:
+        file=PARAMS_FILE,
+        **declared("train"),
+    log:
+        "results/logs/train/{model}.log",
+    threads: 2
+    conda:
+        CONDA_ENV
+    shell:
+        "picollm train --params {params.file:q} --model {wildcards.model:q}"
+        " --data {input.manifest:q} --weights {output.weights:q} --metrics {output.metrics:q}"
+        " --curve {output.curve:q} --steps {output.steps:q}"
+        " --log {log:q}"

@@ -1,0 +1,90 @@
+"""The ``picollm`` command line: one subcommand per pipeline stage, plus tools.
+
+Every Snakemake rule (and the DVC stage generated from it) calls exactly one subcommand. Each
+subcommand validates the whole params file first, so a bad value fails before any work starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from picollm import __version__
+from picollm.errors import UserError
+from picollm.stages import STAGE_MODULES, Stage, execute, load_stage
+
+DEFAULT_PARAMS = "params.yaml"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="picollm",
+        description="Train, sample and study pico-sized language models, reproducibly.",
+    )
+    parser.add_argument("--version", action="version", version=f"picollm {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="<command>")
+    for name in STAGE_MODULES:
+        _add_stage(commands, load_stage(name))
+    _add_tools(commands)
+    return parser
+
+
+def _add_stage(commands: argparse._SubParsersAction, stage: Stage) -> None:
+    sub = commands.add_parser(stage.name, help=stage.help, description=stage.help)
+    sub.add_argument(
+        "--params",
+        default=DEFAULT_PARAMS,
+        help=f"the params file (default: {DEFAULT_PARAMS}); this stage reads "
+        + ", ".join(stage.param_keys or ("no keys",)),
+    )
+    sub.add_argument("--log", type=Path, help="write all output of the stage to this file")
+    stage.configure(sub)
+    sub.set_defaults(handler=lambda args: execute(stage, args))
+
+
+def _add_tools(commands: argparse._SubParsersAction) -> None:
+    validate = commands.add_parser("validate", help="check a params file against the schema")
+    validate.add_argument("--params", default=DEFAULT_PARAMS)
+    validate.set_defaults(handler=_validate)
+
+    dvc = commands.add_parser(
+        "dvc-yaml",
+        help="write dvc.yaml from the Snakemake DAG (or --check that it is current)",
+        description="Derive dvc.yaml from the Snakefile so `dvc repro` runs the same commands.",
+    )
+    dvc.add_argument("--snakefile", default="Snakefile")
+    dvc.add_argument("--params", default=DEFAULT_PARAMS)
+    dvc.add_argument("--out", default="dvc.yaml")
+    dvc.add_argument("--check", action="store_true", help="exit 1 if --out is stale")
+    dvc.set_defaults(handler=_dvc_yaml)
+
+
+def _validate(args: argparse.Namespace) -> None:
+    from picollm.config import load_params
+
+    params = load_params(args.params)
+    print(f"{args.params}: ok ({len(params['models'])} model(s): {', '.join(params['models'])})")
+
+
+def _dvc_yaml(args: argparse.Namespace) -> int:
+    from picollm.dvc_sync import check_or_write
+
+    return check_or_write(args.snakefile, args.params, args.out, check=args.check)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args) or 0
+    except UserError as err:
+        if os.environ.get("PICOLLM_DEBUG"):
+            raise
+        print(f"picollm {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

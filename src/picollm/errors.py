@@ -1,0 +1,9 @@
+"""Errors a user can fix. The CLI prints their message without a traceback."""
+
+
+class UserError(Exception):
+    """Bad input (a params value, a file, a command-line argument); the message names it and the fix."""
+
+
+class ConfigError(UserError, ValueError):
+    """A params file or value that cannot be used; the message says which key and how to fix it."""

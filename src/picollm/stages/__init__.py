@@ -1,0 +1,89 @@
+"""Pipeline stages: the thin layer between files/params and the library.
+
+Each stage module defines one ``STAGE``: its name, the dotted ``params.yaml`` keys it reads
+(``{model}``-style placeholders are filled from the rule's wildcards), how to parse its command
+line, and a ``run`` function. The Snakemake rules declare exactly ``param_keys`` as their params and
+the CLI hands the stage a params tree pruned to those keys, so a stage cannot read a value whose
+change would not rerun it. Stage modules import heavy libraries inside ``run`` only, so the CLI and
+the Snakefile load fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import os
+import sys
+from collections.abc import Callable
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from picollm.config import load_params, prune
+
+# CLI name -> module under picollm.stages
+STAGE_MODULES: dict[str, str] = {
+    "generate": "generate",
+    "tokenize": "tokenize",
+    "split": "split",
+    "train": "train",
+    "figure": "figure",
+}
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    help: str
+    param_keys: tuple[str, ...]
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace, dict[str, Any]], None]
+    wildcards: tuple[str, ...] = ()
+    """Command-line options that fill the ``{placeholders}`` of ``param_keys``."""
+
+    def keys(self, **wildcards: str) -> list[str]:
+        """The dotted params keys this stage reads for the given wildcard values."""
+        return [key.format(**wildcards) for key in self.param_keys]
+
+
+def load_stage(name: str) -> Stage:
+    """The ``Stage`` registered under CLI name ``name``."""
+    if name not in STAGE_MODULES:
+        raise KeyError(f"unknown stage {name!r}; stages: {sorted(STAGE_MODULES)}")
+    module = importlib.import_module(f"picollm.stages.{STAGE_MODULES[name]}")
+    return module.STAGE
+
+
+def execute(stage: Stage, args: argparse.Namespace) -> None:
+    """Validate the whole params file, prune it to the stage's keys, and run the stage
+    (with all its output, Python's and native libraries' alike, sent to ``args.log`` if set)."""
+    params = load_params(args.params)
+    wildcards = {name: getattr(args, name) for name in stage.wildcards}
+    with _output_to(args.log):
+        stage.run(args, prune(params, stage.keys(**wildcards)))
+
+
+@contextlib.contextmanager
+def _output_to(log: Path | None) -> Iterator[None]:
+    """Redirect file descriptors 1 and 2 to ``log`` (created with its directory) for the block."""
+    if log is None:
+        yield
+        return
+    log.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log, "w", encoding="utf-8") as handle:
+        os.dup2(handle.fileno(), 1)
+        os.dup2(handle.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])

@@ -1,0 +1,103 @@
+"""Helpers the Snakefile uses to wire rules from the stage registry.
+
+The rules stay pure wiring: which files a stage reads and writes, which params keys it declares
+(from ``Stage.param_keys``) and which source files it runs (``stage_code``), so that editing a key
+or a module reruns exactly the stages that depend on it, in Snakemake and in DVC alike.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from picollm.config import prune
+from picollm.stages import STAGE_MODULES, load_stage
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+SOURCE_ROOT = PACKAGE_DIR.parent  # the directory that holds the ``picollm`` package
+
+
+def stage_keys(stage: str) -> Callable[[Any], list[str]]:
+    """A params function for a rule: the dotted keys the stage reads, given the job's wildcards."""
+    spec = load_stage(stage)
+
+    def keys(wildcards: Any) -> list[str]:
+        return spec.keys(**{name: wildcards[name] for name in spec.wildcards})
+
+    return keys
+
+
+def stage_params(stage: str, config: Mapping[str, Any]) -> Callable[[Any], dict[str, Any]]:
+    """A params function for a rule: the params subtree the stage reads (so changing it reruns)."""
+    keys = stage_keys(stage)
+    return lambda wildcards: prune(config, keys(wildcards))
+
+
+@cache
+def stage_code(stage: str, relative_to: Path | None = None) -> list[str]:
+    """Source files of the picollm modules the stage imports, directly or transitively."""
+    module = f"picollm.stages.{STAGE_MODULES[stage]}"
+    files = sorted(_module_closure(module))
+    base = relative_to or Path.cwd()
+    return [_relative(path, base) for path in files]
+
+
+def _relative(path: Path, base: Path) -> str:
+    try:
+        return str(path.relative_to(base.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _module_file(module: str) -> Path | None:
+    """The file of a picollm module or package, or None if it is not one."""
+    parts = module.split(".")
+    if parts[0] != "picollm":
+        return None
+    base = SOURCE_ROOT.joinpath(*parts)
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imports(path: Path, module: str) -> set[str]:
+    """Modules named by the import statements of one file (absolute and relative)."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                anchor = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{anchor}.{node.module}" if node.module else anchor
+            else:
+                base = node.module or ""
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return found
+
+
+def _module_closure(root: str) -> set[Path]:
+    """Files of ``root`` and of every picollm module it reaches through imports, with the
+    ``__init__.py`` of each package on the way (they run on import)."""
+    seen: set[str] = set()
+    files: set[Path] = set()
+    pending = [root]
+    while pending:
+        module = pending.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        path = _module_file(module)
+        if path is None:
+            continue
+        files.add(path)
+        parents = [".".join(module.split(".")[:i]) for i in range(1, module.count(".") + 1)]
+        pending.extend(parents)
+        pending.extend(_imports(path, module))
+    return files
