@@ -1,0 +1,121 @@
+"""params.yaml validation: bad values fail fast with messages that name the key."""
+
+import copy
+
+import pytest
+import yaml
+
+from picollm.config import ConfigError, load_params, prune, schema, validate_params
+
+GOOD = {"models": {"lstm": {"type": "lstm", "embed_size": 8}}}
+
+
+def with_change(path: str, value):
+    """GOOD with the dotted ``path`` set to ``value``."""
+    params = copy.deepcopy(GOOD)
+    *parents, leaf = path.split(".")
+    node = params
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value
+    return params
+
+
+BAD = [
+    # (dotted key, bad value, words the message must contain)
+    ("data.block_size", 1, ["data.block_size", "1", ">= 2"]),
+    ("data.block_size", "32", ["data.block_size", "'32'", "integer"]),
+    ("data.input_files", "3seqs.txt", ["data.input_files", "array"]),
+    ("data.colour", "red", ["unknown key", "colour", "under data"]),
+    ("split.test_fraction", 1.0, ["split.test_fraction", "< 1"]),
+    ("split.test_fraction", 0, ["split.test_fraction", "> 0"]),
+    ("training.learning_rate", -0.1, ["training.learning_rate", "> 0"]),
+    ("training.batch_size", 2.5, ["training.batch_size", "integer"]),
+    ("training.max_steps_per_epoch", 0, ["training.max_steps_per_epoch", ">= 1"]),
+    ("models.lstm.type", "gpt5", ["models.lstm.type", "'gpt5'", "must be one of"]),
+    ("models.lstm.embed_size", 0, ["models.lstm.embed_size", ">= 1"]),
+    ("models.lstm.heads", 4, ["unknown key", "heads", "models.lstm"]),
+    ("models.lstm.training.epochs", 0, ["models.lstm.training.epochs", ">= 1"]),
+    ("models.Big Model", {"type": "lstm"}, ["models", "'Big Model'", "pattern"]),
+    ("figures.dpi", 10, ["figures.dpi", ">= 50"]),
+    ("surprise", 1, ["unknown key", "surprise", "top level"]),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "words"), BAD, ids=[f"{k}={v!r}" for k, v, _ in BAD])
+def test_bad_values_are_rejected_with_the_key_named(key, value, words):
+    with pytest.raises(ConfigError) as caught:
+        validate_params(with_change(key, value))
+    message = str(caught.value)
+    for word in words:
+        assert word in message, f"{word!r} missing from: {message}"
+
+
+def test_missing_models_section():
+    with pytest.raises(ConfigError, match="missing required key.*models"):
+        validate_params({})
+
+
+def test_every_problem_is_listed_at_once():
+    params = with_change("training.learning_rate", -1)
+    params["split"] = {"test_fraction": 2}
+    with pytest.raises(ConfigError, match="2 problem"):
+        validate_params(params)
+
+
+def test_defaults_are_filled_but_model_training_overrides_stay_sparse():
+    params = validate_params(with_change("models.lstm.training", {"learning_rate": 0.01}))
+    assert params["training"]["batch_size"] == 16
+    assert params["data"]["block_size"] == 32
+    assert params["models"]["lstm"]["num_layers"] == 1
+    assert params["models"]["lstm"]["training"] == {"learning_rate": 0.01}
+
+
+def test_every_key_is_described():
+    """Each property in the schema carries a description (the schema is the documentation)."""
+    missing = []
+
+    def walk(node, path):
+        for key, sub in node.get("properties", {}).items():
+            if "description" not in sub and key != "type":
+                missing.append(f"{path}.{key}")
+            walk(sub, f"{path}.{key}")
+
+    walk(schema(), "")
+    for name, definition in schema()["$defs"].items():
+        walk(definition, f"$defs.{name}")
+    assert not missing
+
+
+def test_load_params_names_the_file_on_yaml_errors(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("models: {lstm: [unclosed\n")
+    with pytest.raises(ConfigError, match="params.yaml: not valid YAML"):
+        load_params(path)
+    with pytest.raises(ConfigError, match="no such file"):
+        load_params(tmp_path / "absent.yaml")
+
+
+def test_yaml_is_read_safely(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("models: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_params(path)
+
+
+def test_prune_keeps_only_declared_keys():
+    params = validate_params(GOOD)
+    pruned = prune(params, ["data.block_size", "models.lstm"])
+    assert pruned == {"data": {"block_size": 32}, "models": {"lstm": params["models"]["lstm"]}}
+    with pytest.raises(ConfigError, match="missing key 'models.absent'"):
+        prune(params, ["models.absent"])
+
+
+def test_the_shipped_params_file_is_valid():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    params = load_params(root / "params.yaml")
+    assert params["models"]
+    raw = yaml.safe_load((root / "params.yaml").read_text())
+    assert set(raw) == set(params), "params.yaml spells out every section (DVC tracks only those)"

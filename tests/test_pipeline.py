@@ -1,0 +1,134 @@
+"""The pipeline end to end, driven by Snakemake and by DVC, in a temporary copy of the repository.
+
+These tests run real `snakemake` and `dvc` commands on a tiny configuration (a few training
+steps on 3seqs), so they take a while; they share one xdist group so they never compete for the
+two CI cores with each other.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+COPIED = ["Snakefile", "rules", "workflow", "profiles", ".dvc/config", ".dvcignore", ".gitignore"]
+
+TINY = {
+    "data": {"block_size": 16, "input_files": ["data/raw/3seqs.txt"]},
+    "split": {"test_fraction": 0.1, "seed": 0},
+    "training": {"batch_size": 4, "max_steps_per_epoch": 6, "eval_interval": 3, "eval_batches": 1},
+    "models": {"lstm": {"type": "lstm", "embed_size": 8}},
+    "figures": {"dpi": 50},
+}
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("pipeline")]
+
+
+def run(cwd: Path, *command: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def make_project(tmp_path: Path, params: dict) -> Path:
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in COPIED:
+        source = ROOT / name
+        target = project / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_symlink():
+            target.symlink_to(os.readlink(source))
+        elif source.is_dir():
+            shutil.copytree(source, target)
+        else:
+            shutil.copy2(source, target)
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return project
+
+
+def planned_rules(project: Path, *target: str) -> list[str]:
+    """The rules a dry run would execute (empty when there is nothing to do)."""
+    out = run(project, "snakemake", "-n", "--quiet", "rules", *target).stdout
+    rules = []
+    for line in out.splitlines():
+        fields = line.split()
+        if len(fields) == 2 and fields[1].isdigit() and fields[0] not in ("job", "total"):
+            rules.append(fields[0])
+    return sorted(rules)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    """A project whose default target Snakemake has built once."""
+    project = make_project(tmp_path_factory.mktemp("snakemake"), TINY)
+    run(project, "snakemake")
+    return project
+
+
+def test_snakemake_builds_the_figure_with_lineage(built):
+    figure = built / "results/figures/overfit_gap.png"
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    lineage = json.loads(figure.with_suffix(".json").read_text())
+    assert lineage["params"] == {"figures": {"dpi": 50}}
+    assert "results/models/lstm/curve.tsv" in lineage["inputs"]
+    assert lineage["code"]["version"]
+    metrics = json.loads((built / "results/models/lstm/metrics.json").read_text())
+    assert metrics["final"]["test_loss"] > 0
+
+
+def test_second_run_has_nothing_to_do(built):
+    assert planned_rules(built) == []
+
+
+def test_a_figure_param_reruns_only_the_figure(built, tmp_path):
+    params = yaml.safe_load((built / "params.yaml").read_text())
+    params["figures"]["dpi"] = 60
+    copy = tmp_path / "copy"
+    shutil.copytree(built, copy, symlinks=True)
+    (copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert planned_rules(copy) == ["overfit_gap"]
+
+
+def test_snakemake_lint_is_clean():
+    result = run(ROOT, "snakemake", "--lint", check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dvc_yaml_is_derived_from_the_snakefile():
+    result = run(ROOT, "picollm", "dvc-yaml", "--check", check=False)
+    assert result.returncode == 0, result.stderr
+
+
+def test_dvc_repro_does_the_same_work_and_snakemake_agrees(tmp_path):
+    project = make_project(tmp_path, TINY)
+    run(project, "git", "init", "-q")
+    run(project, "picollm", "dvc-yaml")
+    run(project, "git", "add", "-A")
+    run(project, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    run(project, "dvc", "repro")
+    assert (project / "results/figures/overfit_gap.png").exists()
+    assert planned_rules(project) == []
+    shown = json.loads(run(project, "dvc", "exp", "show", "--json").stdout)
+    assert "test_loss" in json.dumps(shown)
+    assert run(project, "dvc", "status").stdout.strip().endswith("up to date.")
+
+
+def test_dvc_after_snakemake_has_nothing_to_do_once_committed(built, tmp_path):
+    project = tmp_path / "copy"
+    shutil.copytree(built, project, symlinks=True)
+    run(project, "git", "init", "-q")
+    run(project, "picollm", "dvc-yaml")
+    run(project, "dvc", "commit", "--force")
+    repro = run(project, "dvc", "repro").stdout
+    assert "Running stage" not in repro, repro
