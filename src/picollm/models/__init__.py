@@ -3,28 +3,46 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import fields
 from typing import Any
 
 from picollm.models.base import LanguageModel
+from picollm.models.kgram import KGramConfig, KGramMLPLanguageModel
 from picollm.models.lstm import LSTMConfig, LSTMLanguageModel
+from picollm.models.transformer import TransformerConfig, TransformerLanguageModel
 
 # Keys of a params.yaml model entry that describe the run, not the architecture.
 NON_ARCHITECTURE_KEYS = frozenset({"name", "type", "training"})
 
+# Keys injected from the data section into every model entry; a model may not use them.
+INJECTED_KEYS = frozenset({"block_size"})
 
-def _build_lstm(cfg: dict[str, Any]) -> LanguageModel:
-    return LSTMLanguageModel(LSTMConfig(**cfg))
+Builder = Callable[[dict[str, Any]], LanguageModel]
 
 
-BUILDERS: dict[str, Callable[[dict[str, Any]], LanguageModel]] = {
-    "lstm": _build_lstm,
+def _builder(config_class: type, model_class: Callable[[Any], LanguageModel]) -> Builder:
+    """Build ``model_class(config_class(**arch))``, dropping injected keys the config lacks."""
+    accepted = {f.name for f in fields(config_class)}
+
+    def build_model(arch: dict[str, Any]) -> LanguageModel:
+        kept = {k: v for k, v in arch.items() if k in accepted or k not in INJECTED_KEYS}
+        return model_class(config_class(**kept))
+
+    return build_model
+
+
+BUILDERS: dict[str, Builder] = {
+    "lstm": _builder(LSTMConfig, LSTMLanguageModel),
+    "kgram_mlp": _builder(KGramConfig, KGramMLPLanguageModel),
+    "transformer": _builder(TransformerConfig, TransformerLanguageModel),
 }
 
 
 def build(config: dict[str, Any]) -> LanguageModel:
     """Build a model from a config with ``type``, ``vocab_size`` and the type's hyperparameters.
 
-    Unknown types and unknown keys raise ``ValueError`` naming the offending entry.
+    Unknown types and unknown keys raise ``ValueError`` naming the offending entry; so do bad
+    values (the message names the key and what is allowed).
     """
     kind = config.get("type")
     if kind not in BUILDERS:
@@ -32,8 +50,8 @@ def build(config: dict[str, Any]) -> LanguageModel:
     arch = {k: v for k, v in config.items() if k not in NON_ARCHITECTURE_KEYS}
     try:
         return BUILDERS[kind](arch)
-    except TypeError as err:  # an unexpected keyword for this model's config dataclass
+    except TypeError as err:  # an unexpected keyword for this model's config, or a bad type
         raise ValueError(f"bad hyperparameters for model type {kind!r}: {err}") from err
 
 
-__all__ = ["LanguageModel", "build", "BUILDERS"]
+__all__ = ["LanguageModel", "build", "BUILDERS", "NON_ARCHITECTURE_KEYS"]
