@@ -6,7 +6,7 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,16 +14,16 @@ from typing import Any
 
 @contextlib.contextmanager
 def atomic_path(target: Path | str) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; rename it onto ``target`` if the block succeeds.
+    """Yield a fresh temporary path beside ``target``; rename it onto ``target`` if the block
+    succeeds.
 
-    On an exception the temporary file is removed and ``target`` is left as it was, so an
-    interrupted stage never leaves a half-written output behind.
+    The block creates the file (so it gets the usual permissions); it is flushed to disk before
+    the rename, which is atomic on one file system. On an exception the temporary file is removed
+    and ``target`` is left as it was, so an interrupted stage never leaves half an output behind.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
     try:
         yield tmp
         with open(tmp, "rb") as handle:
@@ -36,12 +36,12 @@ def atomic_path(target: Path | str) -> Iterator[Path]:
 def write_text(target: Path | str, text: str) -> None:
     """Write ``text`` to ``target`` atomically (UTF-8)."""
     with atomic_path(target) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8", newline="\n")
 
 
 def write_json(target: Path | str, data: Any) -> None:
-    """Write ``data`` as indented, key-sorted JSON, atomically."""
-    write_text(target, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    """Write ``data`` as indented JSON (keys in insertion order), atomically."""
+    write_text(target, json.dumps(data, indent=2, default=str) + "\n")
 
 
 def read_json(path: Path | str) -> Any:
