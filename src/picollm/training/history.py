@@ -1,0 +1,78 @@
+"""What a run records: a row per logged step, a row per evaluation, and the final metrics."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One logged optimiser step; ``train_loss`` is that step's batch loss."""
+
+    step: int  # optimiser updates done, counting this one
+    tokens_seen: int  # input tokens consumed so far
+    lr: float  # learning rate of this update
+    train_loss: float
+    grad_norm: float  # global gradient norm before clipping
+    tokens_per_s: float  # training throughput since the previous record (evaluation excluded)
+    elapsed_s: float  # wall time since the run began, across resumptions
+
+
+@dataclass(frozen=True)
+class EvalRecord:
+    """Mean loss per split on the fixed evaluation batches after ``step`` updates."""
+
+    step: int
+    tokens_seen: int
+    losses: dict[str, float]
+
+
+@dataclass
+class TrainingHistory:
+    steps: list[StepRecord] = field(default_factory=list)
+    evals: list[EvalRecord] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, list[dict[str, Any]]]:
+        return {
+            "steps": [asdict(r) for r in self.steps],
+            "evals": [asdict(r) for r in self.evals],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, list[dict[str, Any]]]) -> TrainingHistory:
+        return cls(
+            steps=[StepRecord(**r) for r in data["steps"]],
+            evals=[EvalRecord(**r) for r in data["evals"]],
+        )
+
+
+def final_metrics(
+    history: TrainingHistory,
+    *,
+    tokens_seen: int,
+    wall_time_s: float,
+    train_time_s: float,
+    num_parameters: int,
+) -> dict[str, float | int | None]:
+    """Summary of a run, flat for a TSV row.
+
+    ``final_<split>_loss`` and ``best_<split>_loss`` for every evaluated split;
+    ``generalization_gap`` = final test - final train loss (None without both splits);
+    ``tokens_per_s`` over training time only (evaluation and checkpoints excluded).
+    """
+    metrics: dict[str, float | int | None] = {}
+    if history.evals:
+        for split, loss in history.evals[-1].losses.items():
+            metrics[f"final_{split}_loss"] = loss
+            metrics[f"best_{split}_loss"] = min(r.losses[split] for r in history.evals)
+    train, test = metrics.get("final_train_loss"), metrics.get("final_test_loss")
+    metrics["generalization_gap"] = None if train is None or test is None else test - train
+    metrics.update(
+        steps=history.evals[-1].step if history.evals else 0,
+        tokens_seen=tokens_seen,
+        wall_time_s=wall_time_s,
+        tokens_per_s=tokens_seen / train_time_s if train_time_s > 0 else 0.0,
+        num_parameters=num_parameters,
+    )
+    return metrics
