@@ -15,6 +15,7 @@ validate(config, "workflow/schemas/params.schema.yaml", set_default=False)
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
+include: "rules/sample.smk"
 include: "rules/figures.smk"
 
 
@@ -22,3 +23,4 @@ rule all:
     default_target: True
     input:
         rules.overfit_gap.output.png,
+        rules.diversity_vs_p.output.png,

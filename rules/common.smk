@@ -1,7 +1,7 @@
 # Helpers shared by the rules: the validated params, and per-stage params/code lookups.
 
 from picollm.config import ConfigError, validate_params
-from picollm.workflow import stage_code, stage_keys, stage_params
+from picollm.workflow import corpus_inputs, split_outputs, stage_code, stage_keys, stage_params
 
 if workflow.config_settings.config:
     raise WorkflowError(
@@ -15,11 +15,12 @@ except ConfigError as err:
     raise WorkflowError(str(err)) from None
 MODELS = sorted(PARAMS["models"])
 CONDA_ENV = "../workflow/envs/picollm.yaml"
+SPLIT_OUTPUTS = split_outputs("data/processed/split")
 
 
 def declared(stage):
     """The params a stage reads: its dotted keys and their values (both rerun triggers)."""
-    return {"keys": stage_keys(stage), "values": stage_params(stage, PARAMS)}
+    return {"param_keys": stage_keys(stage), "param_values": stage_params(stage, PARAMS)}
 
 
 wildcard_constraints:

@@ -16,6 +16,24 @@ rule overfit_gap:
     conda:
         CONDA_ENV
     shell:
-        "picollm figure overfit_gap --params {params.file:q} --curves {input.curves:q}"
-        " --out {output.png:q}"
-        " --log {log:q}"
+        "picollm figure overfit_gap --params {params.file:q} --inputs {input.curves:q}"
+        " --out {output.png:q} --lineage {output.lineage:q} --log {log:q}"
+
+
+rule diversity_vs_p:
+    input:
+        sweeps=expand("results/samples/{model}.json", model=MODELS),
+        code=stage_code("figure"),
+    output:
+        png="results/figures/diversity_vs_p.png",
+        lineage="results/figures/diversity_vs_p.json",
+    params:
+        file=PARAMS_FILE,
+        **declared("figure"),
+    log:
+        "results/logs/figures/diversity_vs_p.log",
+    conda:
+        CONDA_ENV
+    shell:
+        "picollm figure diversity_vs_p --params {params.file:q} --inputs {input.sweeps:q}"
+        " --out {output.png:q} --lineage {output.lineage:q} --log {log:q}"

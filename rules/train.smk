@@ -3,7 +3,11 @@
 
 rule train:
     input:
-        **DATA_SPLIT,
+        split=SPLIT_OUTPUTS["summary"],
+        train_tokens=SPLIT_OUTPUTS["train_tokens"],
+        test_tokens=SPLIT_OUTPUTS["test_tokens"],
+        train_docs=SPLIT_OUTPUTS["train_docs"],
+        test_docs=SPLIT_OUTPUTS["test_docs"],
         code=stage_code("train"),
     output:
         weights="results/models/{model}/weights.safetensors",
@@ -20,6 +24,6 @@ rule train:
         CONDA_ENV
     shell:
         "picollm train --params {params.file:q} --model {wildcards.model:q}"
-        " --data {input.manifest:q} --weights {output.weights:q} --metrics {output.metrics:q}"
+        " --split {input.split:q} --weights {output.weights:q} --metrics {output.metrics:q}"
         " --curve {output.curve:q} --steps {output.steps:q}"
         " --log {log:q}"

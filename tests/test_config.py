@@ -75,8 +75,13 @@ def test_every_key_is_described():
     """Each property in the schema carries a description (the schema is the documentation)."""
     missing = []
 
+    def resolve(node):
+        ref = node.get("$ref", "")
+        return {**schema()["$defs"][ref.rsplit("/", 1)[-1]], **node} if ref else node
+
     def walk(node, path):
         for key, sub in node.get("properties", {}).items():
+            sub = resolve(sub)
             if "description" not in sub and key != "type":
                 missing.append(f"{path}.{key}")
             walk(sub, f"{path}.{key}")
@@ -119,3 +124,31 @@ def test_the_shipped_params_file_is_valid():
     assert params["models"]
     raw = yaml.safe_load((root / "params.yaml").read_text())
     assert set(raw) == set(params), "params.yaml spells out every section (DVC tracks only those)"
+
+
+def test_schema_defaults_match_the_library_defaults():
+    """The schema documents each default; the config dataclasses must agree with it."""
+    import dataclasses
+
+    from picollm.models.kgram import KGramConfig
+    from picollm.models.lstm import LSTMConfig
+    from picollm.models.transformer import TransformerConfig
+    from picollm.training import TrainConfig
+
+    def schema_defaults(name):
+        properties = schema()["$defs"][name]["properties"]
+        return {k: v["default"] for k, v in properties.items() if "default" in v}
+
+    pairs = [
+        ("lstm", LSTMConfig), ("kgram_mlp", KGramConfig), ("transformer", TransformerConfig),
+        ("training", TrainConfig),
+    ]
+    for name, config in pairs:
+        library = {
+            f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            for f in dataclasses.fields(config)
+            if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+        }
+        for key, default in schema_defaults(name).items():
+            expected = list(library[key]) if isinstance(library[key], tuple) else library[key]
+            assert default == expected, f"{name}.{key}: schema {default!r} != library {expected!r}"

@@ -162,6 +162,7 @@ def test_float_tokens_are_rejected():
         ({"type": "transformer", "vocab_size": VOCAB}, "block_size"),
         (transformer(n_heads=3), "n_heads"),
         (transformer(d_model=20, n_heads=4, position="rope"), "rope"),
+        (transformer(position="rope", attention="gla"), "position='rope'.*'gla'"),
         (transformer(n_blocks=25), "n_blocks"),
         (transformer(n_blocks=0), "n_blocks"),
         (transformer(n_blocks=True), "n_blocks"),

@@ -24,8 +24,12 @@ COPIED = ["Snakefile", "rules", "workflow", "profiles", ".dvc/config", ".dvcigno
 TINY = {
     "data": {"block_size": 16, "input_files": ["data/raw/3seqs.txt"]},
     "split": {"test_fraction": 0.1, "seed": 0},
-    "training": {"batch_size": 4, "max_steps_per_epoch": 6, "eval_interval": 3, "eval_batches": 1},
+    "training": {
+        "batch_size": 4, "max_steps_per_epoch": 6, "warmup_steps": 2, "eval_interval": 3,
+        "eval_batches": 1,
+    },
     "models": {"lstm": {"type": "lstm", "embed_size": 8}},
+    "sampling": {"prompt": "0 1 2", "top_p": [0.9], "samples_per_prompt": 2, "max_new_tokens": 4},
     "figures": {"dpi": 50},
 }
 
@@ -97,7 +101,7 @@ def test_a_figure_param_reruns_only_the_figure(built, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(built, copy, symlinks=True)
     (copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    assert planned_rules(copy) == ["overfit_gap"]
+    assert planned_rules(copy) == ["all", "diversity_vs_p", "overfit_gap"]
 
 
 def test_snakemake_lint_is_clean():

@@ -6,15 +6,21 @@ subcommand validates the whole params file first, so a bad value fails before an
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
-from collections.abc import Sequence
-from pathlib import Path
 
-from picollm import __version__
-from picollm.errors import UserError
-from picollm.stages import STAGE_MODULES, Stage, execute, load_stage
+from picollm.training.cpu_allocator import enable_cpu_huge_pages
+
+if "torch" not in sys.modules:  # as a command: before anything imports torch
+    enable_cpu_huge_pages()  # huge pages for torch's CPU allocator (see benchmarks/README.md)
+
+import argparse  # noqa: E402
+import os  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from picollm import __version__  # noqa: E402
+from picollm.errors import UserError  # noqa: E402
+from picollm.stages import STAGE_MODULES, Stage, execute, load_stage  # noqa: E402
 
 DEFAULT_PARAMS = "params.yaml"
 

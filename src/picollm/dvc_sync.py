@@ -40,7 +40,7 @@ def derive(snakefile: Path | str, params_file: Path | str) -> dict[str, Any]:
     for job in _jobs(Path(snakefile)):
         name = _stage_name(job)
         stage: dict[str, Any] = {"cmd": job["shellcmd"], "deps": job["input"]}
-        keys = [k for k in job["params"].get("keys", []) if _has_key(present, k)]
+        keys = [k for k in job["params"].get("param_keys", []) if _has_key(present, k)]
         if keys:
             stage["params"] = keys
         outs, metrics = [], []

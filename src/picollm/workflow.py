@@ -20,6 +20,28 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 SOURCE_ROOT = PACKAGE_DIR.parent  # the directory that holds the ``picollm`` package
 
 
+def corpus_inputs(params: Mapping[str, Any]) -> list[str]:
+    """Files the tokenize stage reads: the input files, and a local TinyStories path if used."""
+    data = params["data"]
+    files = list(data["input_files"])
+    local = data["tinystories"]["path"]
+    if data["tinystories_weight"] > 0 and local and data["tinystories"]["source"] in ("auto", "local"):
+        files.append(local)
+    return files
+
+
+def split_outputs(directory: str) -> dict[str, str]:
+    """The split stage's output files by rule name (``summary``, ``train_tokens``, ...)."""
+    from picollm.data.split import SPLIT_FILES, SPLIT_SUMMARY, SPLITS
+
+    outputs = {
+        f"{split}_{kind.split('.')[0]}": f"{directory}/{split}.{kind}"
+        for split in SPLITS
+        for kind in SPLIT_FILES
+    }
+    return {**outputs, "summary": f"{directory}/{SPLIT_SUMMARY}"}
+
+
 def stage_keys(stage: str) -> Callable[[Any], list[str]]:
     """A params function for a rule: the dotted keys the stage reads, given the job's wildcards."""
     spec = load_stage(stage)

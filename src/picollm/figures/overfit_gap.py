@@ -22,12 +22,12 @@ def draw(curves: Mapping[str, pd.DataFrame], target: Path | str, dpi: int = 120)
     n = len(curves)
     cols = min(n, 3)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.6 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(max(4.6 * cols, 6.4), 3.8 * rows), squeeze=False)
     for ax, (name, curve) in zip(axes.flat, curves.items(), strict=False):
         _panel(ax, name, curve)
     for ax in list(axes.flat)[n:]:
         ax.set_visible(False)
-    fig.suptitle("Overfitting gap: test minus train loss on fixed evaluation batches")
+    fig.suptitle("Train vs test loss on fixed evaluation batches; shaded: the gap", fontsize=11)
     fig.tight_layout()
     save(fig, target, dpi)
 

@@ -205,6 +205,8 @@ class SoftmaxAttention(nn.Module):
     ``attention_weights(x)`` always uses the explicit path and returns the (B, H, T, T) maps.
     """
 
+    uses_rotary = True  # applies RoPE to q and k when the model asks for it
+
     def __init__(
         self,
         *,

@@ -87,6 +87,12 @@ class TransformerConfig:
                 f"n_heads={self.n_heads} = {self.head_dim}"
             )
         check_choice("attention", self.attention, ATTENTIONS)
+        if self.position == "rope" and not getattr(ATTENTIONS[self.attention], "uses_rotary", False):
+            raise ValueError(
+                f"position='rope' rotates softmax attention's queries and keys, but "
+                f"attention={self.attention!r} does not use them that way: choose position "
+                f"'nope' (its recurrence already orders tokens), 'learned' or 'sinusoidal'"
+            )
         if not isinstance(self.attention_options, dict):
             raise TypeError(f"attention_options must be a dict, got {self.attention_options!r}")
         if not isinstance(self.tie_weights, bool):

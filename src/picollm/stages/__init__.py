@@ -15,8 +15,7 @@ import contextlib
 import importlib
 import os
 import sys
-from collections.abc import Callable
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,10 +24,11 @@ from picollm.config import load_params, prune
 
 # CLI name -> module under picollm.stages
 STAGE_MODULES: dict[str, str] = {
-    "generate": "generate",
+    "three-seqs": "three_seqs",
     "tokenize": "tokenize",
     "split": "split",
     "train": "train",
+    "sample": "sample",
     "figure": "figure",
 }
 

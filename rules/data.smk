@@ -1,0 +1,52 @@
+# Data: generate 3seqs.txt, tokenise every source into one corpus, split it by document.
+
+
+rule three_seqs:
+    input:
+        code=stage_code("three-seqs"),
+    output:
+        text="data/raw/3seqs.txt",
+    log:
+        "results/logs/data/three_seqs.log",
+    conda:
+        CONDA_ENV
+    shell:
+        "picollm three-seqs --out {output.text:q} --log {log:q}"
+
+
+rule tokenize:
+    input:
+        sources=corpus_inputs(PARAMS),
+        code=stage_code("tokenize"),
+    output:
+        corpus="data/processed/corpus.parquet",
+        metadata="data/processed/corpus.json",
+    params:
+        file=PARAMS_FILE,
+        **declared("tokenize"),
+    log:
+        "results/logs/data/tokenize.log",
+    threads: 2
+    conda:
+        CONDA_ENV
+    shell:
+        "picollm tokenize --params {params.file:q} --out {output.corpus:q}"
+        " --metadata {output.metadata:q} --log {log:q}"
+
+
+rule split:
+    input:
+        corpus=rules.tokenize.output.corpus,
+        code=stage_code("split"),
+    output:
+        **SPLIT_OUTPUTS,
+    params:
+        file=PARAMS_FILE,
+        **declared("split"),
+    log:
+        "results/logs/data/split.log",
+    conda:
+        CONDA_ENV
+    shell:
+        "picollm split --params {params.file:q} --corpus {input.corpus:q}"
+        " --summary {output.summary:q} --log {log:q}"

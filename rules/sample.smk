@@ -1,0 +1,22 @@
+# The p sweep: samples from every trained model at each nucleus mass in `sampling.top_p`.
+
+
+rule sample:
+    input:
+        weights=rules.train.output.weights,
+        metrics=rules.train.output.metrics,
+        code=stage_code("sample"),
+    output:
+        samples="results/samples/{model}.jsonl",
+        summary="results/samples/{model}.json",
+    params:
+        file=PARAMS_FILE,
+        **declared("sample"),
+    log:
+        "results/logs/sample/{model}.log",
+    conda:
+        CONDA_ENV
+    shell:
+        "picollm sample --params {params.file:q} --model {wildcards.model:q}"
+        " --weights {input.weights:q} --metrics {input.metrics:q}"
+        " --samples {output.samples:q} --summary {output.summary:q} --log {log:q}"

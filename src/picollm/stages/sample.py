@@ -1,0 +1,103 @@
+"""``picollm sample``: generate text from a trained model at several nucleus masses p.
+
+In the pipeline it is the p sweep: for every p in ``sampling.top_p`` (and greedy decoding), it
+draws ``samples_per_prompt`` continuations of every prompt, writes them to a JSONL file and
+writes their diversity (distinct-n, repetition) and quality (mean per-token log-probability under
+the model) to a JSON table. By hand, ``--prompt`` and ``--top-p`` override params and the samples
+are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from picollm.stages import Stage
+
+GREEDY = "greedy"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="the model's name under `models`")
+    parser.add_argument("--weights", type=Path, required=True, help="its weights.safetensors")
+    parser.add_argument("--metrics", type=Path, required=True,
+                        help="its training metrics.json (holds the architecture)")
+    parser.add_argument("--samples", type=Path, help="JSONL file for the samples")
+    parser.add_argument("--summary", type=Path, help="JSON file for diversity per p")
+    parser.add_argument("--prompt", action="append",
+                        help="a prompt (repeatable); default: sampling.prompt in params")
+    parser.add_argument("--top-p", type=float, action="append", dest="top_p",
+                        help="a nucleus mass (repeatable); default: sampling.top_p in params")
+
+
+def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
+    from picollm import lineage
+    from picollm.errors import UserError
+    from picollm.files import atomic_path, read_json, write_json
+    from picollm.generation import generate
+    from picollm.models import build
+    from picollm.text_metrics import diversity_summary
+    from picollm.tokenizer import EOT_ID, get_encoding
+    from picollm.training import load_model_weights
+
+    if (args.samples is None) != (args.summary is None):
+        raise UserError("give both --samples and --summary, or neither (to print samples)")
+    settings = params["sampling"]
+    prompts = args.prompt or _as_list(settings["prompt"])
+    sweep = [GREEDY] * settings["greedy"] + (args.top_p or settings["top_p"])
+    for p in sweep:
+        if p != GREEDY and not 0 < p <= 1:
+            raise UserError(f"top-p {p} is outside (0, 1]")
+
+    model = build(read_json(args.metrics)["architecture"])
+    load_model_weights(args.weights, model)
+    encoding = get_encoding()
+    encoded = [encoding.encode_ordinary(prompt) for prompt in prompts]
+    if not all(encoded):
+        raise UserError("sampling.prompt: every prompt needs at least one token")
+    repeated = [tokens for tokens in encoded for _ in range(settings["samples_per_prompt"])]
+
+    rows, records = [], []
+    for p in sweep:
+        generation = generate(
+            model, repeated, settings["max_new_tokens"],
+            temperature=settings["temperature"], top_k=settings["top_k"],
+            top_p=None if p == GREEDY else p, greedy=p == GREEDY, seed=settings["seed"],
+            stop_token=EOT_ID if settings["stop_at_eot"] else None,
+        )
+        rows.append({"p": p, **diversity_summary(generation.tokens, generation.logprobs)})
+        for index, (tokens, logprobs) in enumerate(zip(generation.tokens, generation.logprobs,
+                                                       strict=True)):
+            prompt = prompts[index // settings["samples_per_prompt"]]
+            records.append({
+                "model": args.model, "p": p, "seed": settings["seed"], "sample": index,
+                "prompt": prompt, "text": encoding.decode(tokens), "tokens": tokens,
+                "logprobs": [round(x, 6) for x in logprobs],
+            })
+
+    if args.samples is None:
+        for record in records:
+            print(f"[p={record['p']}] {record['prompt']}|{record['text']}")
+        return
+    with atomic_path(args.samples) as tmp:
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    write_json(args.summary, {
+        "model": args.model,
+        "by_p": rows,
+        "lineage": lineage.record("sample", [args.weights, args.metrics], params),
+    })
+
+
+def _as_list(prompt: str | list[str]) -> list[str]:
+    return [prompt] if isinstance(prompt, str) else list(prompt)
+
+
+STAGE = Stage(
+    name="sample",
+    help="generate text at several nucleus masses p; measure its diversity and log-probability",
+    param_keys=("sampling",),
+    configure=configure,
+    run=run,
+)

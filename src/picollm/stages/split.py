@@ -1,0 +1,41 @@
+"""``picollm split``: the deterministic train/test split by document, plus the fast token arrays."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from picollm.stages import Stage
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--corpus", type=Path, required=True, help="the corpus Parquet")
+    parser.add_argument(
+        "--summary", type=Path, required=True,
+        help="split.json to write; the split's other files go beside it",
+    )
+
+
+def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
+    from picollm.data.split import split_corpus
+
+    split = params["split"]
+    summary = split_corpus(
+        args.corpus,
+        test_fraction=split["test_fraction"],
+        seed=split["seed"],
+        tinystories_test=split["tinystories_test"],
+        out_dir=args.summary.parent,
+    )
+    counts = {split: summary["splits"][split]["documents"] for split in ("train", "test")}
+    print(f"wrote {args.summary.parent}: documents per split {counts}")
+
+
+STAGE = Stage(
+    name="split",
+    help="split the corpus into train and test by document; write memory-mappable token arrays",
+    param_keys=("split",),
+    configure=configure,
+    run=run,
+)

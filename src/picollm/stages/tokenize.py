@@ -1,0 +1,64 @@
+"""``picollm tokenize``: gather every source, tokenise with GPT-2 BPE, write the corpus Parquet."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from picollm.stages import Stage
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, required=True, help="the corpus Parquet to write")
+    parser.add_argument("--metadata", type=Path, required=True, help="its JSON description")
+    parser.add_argument(
+        "--threads", type=int, default=1,
+        help="tokeniser threads (default 1: tiktoken's threads did not help here; see benchmarks)",
+    )
+
+
+def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
+    from picollm.data.corpus import build_corpus, corpus_metadata_path
+    from picollm.errors import UserError
+
+    if corpus_metadata_path(args.out) != args.metadata:
+        raise UserError(f"--metadata must be {corpus_metadata_path(args.out)} (beside --out)")
+    data = params["data"]
+    summary = build_corpus(
+        args.out,
+        tinystories=_tinystories(data) if data["tinystories_weight"] > 0 else None,
+        input_files=data["input_files"],
+        document_mode=data["document_mode"],
+        generated=data["generated"],
+        num_threads=args.threads,
+    )
+    print(f"wrote {args.out}: {summary['documents']} documents, {summary['tokens']} tokens")
+
+
+def _tinystories(data: dict[str, Any]) -> dict[str, Any]:
+    """The loader's arguments from the ``data.tinystories`` params."""
+    spec = data["tinystories"]
+    return {
+        "mode": spec["source"],
+        "local_path": spec["path"],
+        "n_train": spec["max_stories"],
+        "n_validation": spec["max_validation_stories"],
+        "seed": spec["seed"],
+        "hub_timeout": spec["hub_timeout"],
+    }
+
+
+STAGE = Stage(
+    name="tokenize",
+    help="read TinyStories, input files and generated corpora; tokenise them into one Parquet",
+    param_keys=(
+        "data.input_files",
+        "data.document_mode",
+        "data.generated",
+        "data.tinystories_weight",
+        "data.tinystories",
+    ),
+    configure=configure,
+    run=run,
+)

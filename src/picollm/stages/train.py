@@ -1,0 +1,150 @@
+"""``picollm train``: train one model of params.yaml; write its weights, metrics and loss curves.
+
+A killed run resumes: checkpoints go to ``.picollm/checkpoints/<model>-<fingerprint>/``, outside
+the outputs (Snakemake deletes the outputs of a failed job, DVC those of a stage it reruns), and
+keyed by everything that defines the run, so a changed parameter never resumes a stale run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from picollm.stages import Stage
+
+CHECKPOINT_ROOT = Path(".picollm/checkpoints")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="the model's name under `models`")
+    parser.add_argument("--split", type=Path, required=True, help="split.json of the split stage")
+    parser.add_argument("--weights", type=Path, required=True, help="safetensors file to write")
+    parser.add_argument("--metrics", type=Path, required=True, help="metrics JSON to write")
+    parser.add_argument("--curve", type=Path, required=True, help="eval loss TSV to write")
+    parser.add_argument("--steps", type=Path, required=True, help="per-step log TSV to write")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
+    from picollm import lineage
+    from picollm.config import model_config, training_config
+    from picollm.data.loader import BatchStream, TokenStore, eval_batches
+    from picollm.errors import ConfigError
+    from picollm.files import read_json, write_json
+    from picollm.models import build
+    from picollm.tokenizer import VOCAB_SIZE
+    from picollm.training import TrainConfig, batches_per_epoch, save_model_weights, train
+
+    data, name = params["data"], args.model
+    arch = {"vocab_size": VOCAB_SIZE, **model_config(params, name)}
+    try:
+        config = TrainConfig.from_dict(training_config(params, name))
+        model = build(arch)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"models.{name}: {err}") from None
+
+    split_dir = args.split.parent
+    stores = {split: TokenStore.open(split_dir, split) for split in ("train", "test")}
+    block_size = arch["block_size"]
+    stream = BatchStream(
+        stores["train"], block_size, config.batch_size, seed=config.seed,
+        mode=data["loader"], source_weights=_source_weights(stores["train"], data),
+    )
+    eval_mode = "padded" if data["loader"] == "padded" else "packed"
+    eval_sets = {
+        split: eval_batches(store, block_size, config.batch_size, config.eval_batches,
+                            seed=config.seed, mode=eval_mode)
+        for split, store in stores.items()
+    }
+    split_summary = read_json(args.split)
+    identity = {"model": arch, "loader": data["loader"], "data": split_summary}
+    checkpoint_dir = CHECKPOINT_ROOT / f"{name}-{_fingerprint(identity, config.to_dict())}"
+
+    steps_per_epoch = batches_per_epoch(stores["train"].n_tokens, config.batch_size, block_size)
+    total_steps = config.total_steps(steps_per_epoch)
+    if config.warmup_steps >= total_steps:
+        raise ConfigError(
+            f"training.warmup_steps ({config.warmup_steps}) must be below the {total_steps} steps "
+            f"model {name!r} trains for: lower warmup_steps or raise max_steps_per_epoch/epochs"
+        )
+    result = train(
+        model, stream, eval_sets, config, checkpoint_dir,
+        steps_per_epoch=steps_per_epoch, identity=identity, progress=not args.no_progress,
+    )
+    save_model_weights(model, args.weights)
+    _write_tables(result.history, args.curve, args.steps)
+    inputs = [args.split, *(split_dir / f"{s}.tokens.npy" for s in stores)]
+    write_json(args.metrics, {
+        "model": name,
+        "architecture": arch,
+        "training": config.to_dict(),
+        "final": _final(result.metrics),
+        "metrics": result.metrics,
+        "resumed_from_step": result.resumed_from_step,
+        "lineage": lineage.record("train", inputs, params, outputs=[str(args.weights)]),
+    })
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    print(json.dumps(_final(result.metrics)))
+
+
+def _source_weights(store: Any, data: dict[str, Any]) -> dict[str, float] | None:
+    """The starter's ``tinystories_weight``: the chance a sequence comes from TinyStories; the
+    other sources share the rest in proportion to their tokens."""
+    import numpy as np
+
+    tokens = np.bincount(store.doc_sources, weights=store.doc_lengths, minlength=len(store.sources))
+    per_source = dict(zip(store.sources, tokens.tolist(), strict=True))
+    others = {s: n for s, n in per_source.items() if s != "tinystories" and n}
+    if "tinystories" not in per_source or not others:
+        return None
+    weight = data["tinystories_weight"]
+    total = sum(others.values())
+    return {"tinystories": weight, **{s: (1 - weight) * n / total for s, n in others.items()}}
+
+
+def _fingerprint(*parts: Any) -> str:
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _final(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The headline numbers: final train/test loss and their gap, speed and size."""
+    train_loss, test_loss = metrics["final_train_loss"], metrics["final_test_loss"]
+    return {
+        "train_loss": train_loss,
+        "test_loss": test_loss,
+        "gap": test_loss - train_loss,
+        "tokens_per_s": metrics["tokens_per_s"],
+        "parameters": metrics["num_parameters"],
+    }
+
+
+def _write_tables(history: Any, curve: Path, steps: Path) -> None:
+    import pandas as pd
+
+    from picollm.files import atomic_path
+
+    evals = pd.DataFrame(
+        [{"step": r.step, "tokens_seen": r.tokens_seen,
+          **{f"{split}_loss": loss for split, loss in r.losses.items()}} for r in history.evals]
+    )
+    per_step = pd.DataFrame([vars(r) for r in history.steps])
+    for frame, target in ((evals, curve), (per_step, steps)):
+        with atomic_path(target) as tmp:
+            frame.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
+
+
+STAGE = Stage(
+    name="train",
+    help="train one model from params.yaml; write weights, metrics and loss curves",
+    param_keys=(
+        "data.block_size", "data.loader", "data.tinystories_weight", "training", "models.{model}",
+    ),
+    configure=configure,
+    run=run,
+    wildcards=("model",),
+)
