@@ -12,15 +12,19 @@ configfile: "params.yaml"
 validate(config, "workflow/schemas/params.schema.yaml", set_default=False)
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
+include: "rules/sweep.smk"
 include: "rules/sample.smk"
+include: "rules/attention.smk"
 include: "rules/figures.smk"
 
 
 rule all:
     default_target: True
     input:
-        rules.overfit_gap.output.png,
-        rules.diversity_vs_p.output.png,
+        FIGURES,

@@ -1,5 +1,7 @@
 # Helpers shared by the rules: the validated params, and per-stage params/code lookups.
 
+import re
+
 from picollm.config import ConfigError, validate_params
 from picollm.workflow import corpus_inputs, split_outputs, stage_code, stage_keys, stage_params
 
@@ -16,6 +18,23 @@ except ConfigError as err:
 MODELS = sorted(PARAMS["models"])
 CONDA_ENV = "../workflow/envs/picollm.yaml"
 SPLIT_OUTPUTS = split_outputs("data/processed/split")
+SWEEP = PARAMS["sweep"]
+SWEEP_METRICS = [
+    f"results/sweeps/{SWEEP['model']}/{key}/{index}/metrics.json"
+    for key, values in SWEEP["values"].items()
+    for index in range(len(values))
+]
+if SWEEP_METRICS:  # the base model's own run is the study's reference point
+    SWEEP_METRICS.insert(0, f"results/models/{SWEEP['model']}/metrics.json")
+ATTENTION_METRICS = [  # the base model and the study's runs that swap its attention
+    path for path in SWEEP_METRICS if "/attention/" in path or path.startswith("results/models/")
+] if "attention" in SWEEP["values"] else []
+FIGURES = [
+    f"results/figures/{name}.png"
+    for name in ("overfit_gap", "loss_curves", "diversity_vs_p", "attention_scaling")
+    + (("hyperparams",) if SWEEP_METRICS else ())
+    + (("attention_quality",) if ATTENTION_METRICS else ())
+]
 
 
 def declared(stage):
@@ -25,3 +44,5 @@ def declared(stage):
 
 wildcard_constraints:
     model="|".join(MODELS),
+    key="|".join(re.escape(key) for key in SWEEP["values"]) or "(?!)",
+    index=r"\d+",

@@ -4,9 +4,14 @@
 rule overfit_gap:
     input:
         curves=expand("results/models/{model}/curve.tsv", model=MODELS),
+        sweep=SWEEP_METRICS,
         code=stage_code("figure"),
     output:
-        png="results/figures/overfit_gap.png",
+        png=report(
+            "results/figures/overfit_gap.png",
+            caption="../workflow/report/overfit_gap.rst",
+            category="Figures",
+        ),
         lineage="results/figures/overfit_gap.json",
     params:
         file=PARAMS_FILE,
@@ -17,7 +22,31 @@ rule overfit_gap:
         CONDA_ENV
     shell:
         "picollm figure overfit_gap --params {params.file:q} --inputs {input.curves:q}"
-        " --out {output.png:q} --lineage {output.lineage:q} --log {log:q}"
+        " --sweep {input.sweep:q} --out {output.png:q} --lineage {output.lineage:q} --log {log:q}"
+
+
+rule loss_curves:
+    input:
+        curves=expand("results/models/{model}/curve.tsv", model=MODELS),
+        split=SPLIT_OUTPUTS["summary"],
+        code=stage_code("figure"),
+    output:
+        png=report(
+            "results/figures/loss_curves.png",
+            caption="../workflow/report/loss_curves.rst",
+            category="Figures",
+        ),
+        lineage="results/figures/loss_curves.json",
+    params:
+        file=PARAMS_FILE,
+        **declared("figure"),
+    log:
+        "results/logs/figures/loss_curves.log",
+    conda:
+        CONDA_ENV
+    shell:
+        "picollm figure loss_curves --params {params.file:q} --inputs {input.curves:q}"
+        " --split {input.split:q} --out {output.png:q} --lineage {output.lineage:q} --log {log:q}"
 
 
 rule diversity_vs_p:
@@ -25,7 +54,11 @@ rule diversity_vs_p:
         sweeps=expand("results/samples/{model}.json", model=MODELS),
         code=stage_code("figure"),
     output:
-        png="results/figures/diversity_vs_p.png",
+        png=report(
+            "results/figures/diversity_vs_p.png",
+            caption="../workflow/report/diversity_vs_p.rst",
+            category="Figures",
+        ),
         lineage="results/figures/diversity_vs_p.json",
     params:
         file=PARAMS_FILE,
@@ -36,4 +69,74 @@ rule diversity_vs_p:
         CONDA_ENV
     shell:
         "picollm figure diversity_vs_p --params {params.file:q} --inputs {input.sweeps:q}"
+        " --out {output.png:q} --lineage {output.lineage:q} --log {log:q}"
+
+
+rule hyperparams:
+    input:
+        sweep=SWEEP_METRICS,
+        code=stage_code("figure"),
+    output:
+        png=report(
+            "results/figures/hyperparams.png",
+            caption="../workflow/report/hyperparams.rst",
+            category="Figures",
+        ),
+        lineage="results/figures/hyperparams.json",
+    params:
+        file=PARAMS_FILE,
+        **declared("figure"),
+    log:
+        "results/logs/figures/hyperparams.log",
+    conda:
+        CONDA_ENV
+    shell:
+        "picollm figure hyperparams --params {params.file:q} --sweep {input.sweep:q}"
+        " --out {output.png:q} --lineage {output.lineage:q} --log {log:q}"
+
+
+rule attention_scaling:
+    input:
+        points="results/attention/scaling.tsv",
+        code=stage_code("figure"),
+    output:
+        png=report(
+            "results/figures/attention_scaling.png",
+            caption="../workflow/report/attention_scaling.rst",
+            category="Figures",
+        ),
+        lineage="results/figures/attention_scaling.json",
+    params:
+        file=PARAMS_FILE,
+        **declared("figure"),
+    log:
+        "results/logs/figures/attention_scaling.log",
+    conda:
+        CONDA_ENV
+    shell:
+        "picollm figure attention_scaling --params {params.file:q} --inputs {input.points:q}"
+        " --out {output.png:q} --lineage {output.lineage:q} --log {log:q}"
+
+
+rule attention_quality:
+    input:
+        sweep=ATTENTION_METRICS,
+        curves=[path.replace("metrics.json", "curve.tsv") for path in ATTENTION_METRICS],
+        code=stage_code("figure"),
+    output:
+        png=report(
+            "results/figures/attention_quality.png",
+            caption="../workflow/report/attention_quality.rst",
+            category="Figures",
+        ),
+        lineage="results/figures/attention_quality.json",
+    params:
+        file=PARAMS_FILE,
+        **declared("figure"),
+    log:
+        "results/logs/figures/attention_quality.log",
+    conda:
+        CONDA_ENV
+    shell:
+        "picollm figure attention_quality --params {params.file:q} --sweep {input.sweep:q}"
         " --out {output.png:q} --lineage {output.lineage:q} --log {log:q}"

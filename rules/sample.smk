@@ -9,6 +9,12 @@ rule sample:
     output:
         samples="results/samples/{model}.jsonl",
         summary="results/samples/{model}.json",
+        table=report(
+            "results/samples/{model}.tsv",
+            caption="../workflow/report/samples.rst",
+            category="Samples",
+            subcategory="{model}",
+        ),
     params:
         file=PARAMS_FILE,
         **declared("sample"),
@@ -19,4 +25,5 @@ rule sample:
     shell:
         "picollm sample --params {params.file:q} --model {wildcards.model:q}"
         " --weights {input.weights:q} --metrics {input.metrics:q}"
-        " --samples {output.samples:q} --summary {output.summary:q} --log {log:q}"
+        " --samples {output.samples:q} --summary {output.summary:q} --table {output.table:q}"
+        " --log {log:q}"

@@ -140,7 +140,9 @@ def test_schema_defaults_match_the_library_defaults():
         return {k: v["default"] for k, v in properties.items() if "default" in v}
 
     pairs = [
-        ("lstm", LSTMConfig), ("kgram_mlp", KGramConfig), ("transformer", TransformerConfig),
+        ("lstm", LSTMConfig),
+        ("kgram_mlp", KGramConfig),
+        ("transformer", TransformerConfig),
         ("training", TrainConfig),
     ]
     for name, config in pairs:
@@ -152,3 +154,18 @@ def test_schema_defaults_match_the_library_defaults():
         for key, default in schema_defaults(name).items():
             expected = list(library[key]) if isinstance(library[key], tuple) else library[key]
             assert default == expected, f"{name}.{key}: schema {default!r} != library {expected!r}"
+
+
+@pytest.mark.parametrize(
+    ("sweep", "words"),
+    [
+        ({"model": "absent", "values": {"d_model": [32]}}, ["sweep.model", "'absent'", "lstm"]),
+        ({"model": "lstm", "values": {"data_fraction": [0]}}, ["data_fraction", "(0, 1]"]),
+        ({"model": "lstm", "values": {"Bad.Key": [1]}}, ["sweep.values", "'Bad.Key'", "pattern"]),
+    ],
+)
+def test_sweep_cross_checks(sweep, words):
+    with pytest.raises(ConfigError) as caught:
+        validate_params(with_change("sweep", sweep))
+    for word in words:
+        assert word in str(caught.value)

@@ -241,3 +241,23 @@ def test_streaming_in_small_batches_writes_the_same_files(tmp_path, corpus, monk
             assert np.array_equal(np.load(one), np.load(many))
         else:
             assert pq.read_table(one).equals(pq.read_table(many))
+
+
+def test_split_records_the_entropy_floor_only_when_every_document_has_one(tmp_path, lines_file):
+    import pyarrow.parquet as pq
+
+    from picollm.data.split import split_corpus
+
+    known = tmp_path / "known.parquet"
+    build_corpus(known, generated=GENERATED)
+    summary = split_corpus(known, 0.3, 0, "validation", tmp_path / "known")
+    for name in ("train", "test"):
+        table = pq.read_table(tmp_path / "known" / f"{name}.parquet").to_pandas()
+        expected = -table["logprob"].sum() / table["n_tokens"].sum()
+        floor = summary["splits"][name]["entropy_floor_nats_per_token"]
+        assert floor == pytest.approx(expected, rel=1e-12) and floor > 0
+
+    mixed = tmp_path / "mixed.parquet"
+    build_corpus(mixed, input_files=[lines_file], generated=GENERATED)
+    summary = split_corpus(mixed, 0.3, 0, "validation", tmp_path / "mixed")
+    assert summary["splits"]["train"]["entropy_floor_nats_per_token"] is None

@@ -67,6 +67,19 @@ def _add_tools(commands: argparse._SubParsersAction) -> None:
     dvc.add_argument("--check", action="store_true", help="exit 1 if --out is stale")
     dvc.set_defaults(handler=_dvc_yaml)
 
+    trace = commands.add_parser(
+        "trace",
+        help="print the chain of steps from raw data to an output, checked against its records",
+        description="Trace an output back to raw data: each step's command, params, code and "
+        "file hashes, compared with the lineage records and dvc.lock. Exit status 1 if "
+        "anything is missing, stale or disagrees.",
+    )
+    trace.add_argument("output", help="the file to trace, e.g. results/figures/overfit_gap.png")
+    trace.add_argument("--snakefile", default="Snakefile")
+    trace.add_argument("--params", default=DEFAULT_PARAMS)
+    trace.add_argument("--json", action="store_true", help="print the trace as JSON")
+    trace.set_defaults(handler=_trace)
+
 
 def _validate(args: argparse.Namespace) -> None:
     from picollm.config import load_params
@@ -79,6 +92,12 @@ def _dvc_yaml(args: argparse.Namespace) -> int:
     from picollm.dvc_sync import check_or_write
 
     return check_or_write(args.snakefile, args.params, args.out, check=args.check)
+
+
+def _trace(args: argparse.Namespace) -> int:
+    from picollm.trace import run
+
+    return run(args.output, args.snakefile, args.params, as_json=args.json)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -38,7 +38,9 @@ def read_yaml(path: Path) -> Any:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file; pass --params with the path of params.yaml") from None
+        raise ConfigError(
+            f"{path}: no such file; pass --params with the path of params.yaml"
+        ) from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as err:
@@ -59,12 +61,14 @@ def validate_params(params: Mapping[str, Any], source: str = "params") -> dict[s
     Raises ConfigError listing every problem, each with its dotted key.
     """
     if not isinstance(params, Mapping):
-        raise ConfigError(f"{source}: the top level must be a mapping of sections, got {type(params).__name__}")
+        raise ConfigError(
+            f"{source}: the top level must be a mapping of sections, got {type(params).__name__}"
+        )
     completed = copy.deepcopy(dict(params))
     _fill_defaults(completed, schema())
     validator = jsonschema.Draft202012Validator(schema())
     errors = sorted(validator.iter_errors(completed), key=lambda e: list(e.absolute_path))
-    problems = _explain(errors)
+    problems = _explain(errors) or _cross_checks(completed)
     if problems:
         listing = "\n".join(f"  - {p}" for p in problems)
         raise ConfigError(f"{source} has {len(problems)} problem(s):\n{listing}")
@@ -116,6 +120,21 @@ def training_config(params: Mapping[str, Any], name: str) -> dict[str, Any]:
 
 
 # -- internals -------------------------------------------------------------------------------
+
+
+def _cross_checks(params: Mapping[str, Any]) -> list[str]:
+    """Rules that tie keys together, which the schema cannot express."""
+    problems = []
+    sweep = params["sweep"]
+    if sweep["values"] and sweep["model"] not in params["models"]:
+        problems.append(
+            f"sweep.model = {sweep['model']!r}: must name an entry under models "
+            f"({sorted(params['models'])}) when sweep.values is not empty"
+        )
+    for value in sweep["values"].get("data_fraction", []):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+            problems.append(f"sweep.values.data_fraction: {value!r} must be a number in (0, 1]")
+    return problems
 
 
 def _resolve(node: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -189,7 +208,12 @@ def _describe(error: jsonschema.ValidationError) -> str:
     if kind == "type":
         return f"{key} = {value!r}: must be of type {expected}"
     if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
-        relation = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}
+        relation = {
+            "minimum": ">=",
+            "maximum": "<=",
+            "exclusiveMinimum": ">",
+            "exclusiveMaximum": "<",
+        }
         return f"{key} = {value!r}: must be {relation[kind]} {expected}"
     if kind == "pattern":
         return f"{key}: {value!r} must match the pattern {expected}"

@@ -25,7 +25,11 @@ def corpus_inputs(params: Mapping[str, Any]) -> list[str]:
     data = params["data"]
     files = list(data["input_files"])
     local = data["tinystories"]["path"]
-    if data["tinystories_weight"] > 0 and local and data["tinystories"]["source"] in ("auto", "local"):
+    if (
+        data["tinystories_weight"] > 0
+        and local
+        and data["tinystories"]["source"] in ("auto", "local")
+    ):
         files.append(local)
     return files
 

@@ -67,7 +67,8 @@ def split_corpus(
         )
     corpus_parquet, out_dir = Path(corpus_parquet), Path(out_dir)
     table = pq.read_table(
-        corpus_parquet, columns=["doc_id", "source", "split", "n_tokens", "content_hash"]
+        corpus_parquet,
+        columns=["doc_id", "source", "split", "n_tokens", "content_hash", "logprob"],
     )
     sources = table.column("source").combine_chunks().dictionary_encode()  # first-seen order
     source_names = sources.dictionary.to_pylist()
@@ -85,6 +86,7 @@ def split_corpus(
         tinystories_test,
     )
     n_tokens = table.column("n_tokens").to_numpy().astype(np.int64)
+    logprob = table.column("logprob").to_numpy(zero_copy_only=False)  # NaN where unknown
     paths = {s: {kind: out_dir / f"{s}.{kind}" for kind in SPLIT_FILES} for s in SPLITS}
     _write_splits(corpus_parquet, paths, assignment, source_ids, n_tokens)
 
@@ -108,6 +110,9 @@ def split_corpus(
                     }
                     for j, name in enumerate(source_names)
                 },
+                "entropy_floor_nats_per_token": _entropy_floor(
+                    logprob[assignment == i], n_tokens[assignment == i]
+                ),
                 "sha256": {path.name: sha256_file(path) for path in paths[s].values()},
             }
             for i, s in enumerate(SPLITS)
@@ -142,6 +147,15 @@ def _assign(
         assignment[tinystories_train] = 0
         assignment[tinystories_validation] = 1
     return assignment
+
+
+def _entropy_floor(logprob: np.ndarray, n_tokens: np.ndarray) -> float | None:
+    """The loss a model that knows the generating process reaches on these documents: their
+    information -sum(log p(doc)) over their tokens (EOT included), in nats per token; None
+    unless every document's log-probability is known and there are tokens."""
+    if not len(logprob) or np.isnan(logprob).any() or not n_tokens.sum():
+        return None
+    return float(-logprob.sum() / n_tokens.sum())
 
 
 def _mix64(x: np.ndarray) -> np.ndarray:

@@ -16,7 +16,9 @@ PANELS = (
 )
 
 
-def draw(sweeps: Mapping[str, Sequence[Mapping[str, Any]]], target: Path | str, dpi: int = 120) -> None:
+def draw(
+    sweeps: Mapping[str, Sequence[Mapping[str, Any]]], target: Path | str, dpi: int = 120
+) -> None:
     """``sweeps[model]`` is the ``by_p`` table of the sample stage: one row per p (or
     ``"greedy"``) with the diversity metrics of that p's samples."""
     if not sweeps:

@@ -87,7 +87,9 @@ class TransformerConfig:
                 f"n_heads={self.n_heads} = {self.head_dim}"
             )
         check_choice("attention", self.attention, ATTENTIONS)
-        if self.position == "rope" and not getattr(ATTENTIONS[self.attention], "uses_rotary", False):
+        if self.position == "rope" and not getattr(
+            ATTENTIONS[self.attention], "uses_rotary", False
+        ):
             raise ValueError(
                 f"position='rope' rotates softmax attention's queries and keys, but "
                 f"attention={self.attention!r} does not use them that way: choose position "

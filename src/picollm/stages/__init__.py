@@ -28,7 +28,9 @@ STAGE_MODULES: dict[str, str] = {
     "tokenize": "tokenize",
     "split": "split",
     "train": "train",
+    "sweep": "sweep",
     "sample": "sample",
+    "attention-scaling": "attention_scaling",
     "figure": "figure",
 }
 
@@ -71,6 +73,9 @@ def _output_to(log: Path | None) -> Iterator[None]:
     if log is None:
         yield
         return
+    rank = int(os.environ.get("RANK", "0") or 0)  # torchrun: each process its own file
+    if rank:
+        log = log.with_name(f"{log.name}.rank{rank}")
     log.parent.mkdir(parents=True, exist_ok=True)
     sys.stdout.flush()
     sys.stderr.flush()

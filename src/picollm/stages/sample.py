@@ -22,14 +22,31 @@ GREEDY = "greedy"
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="the model's name under `models`")
     parser.add_argument("--weights", type=Path, required=True, help="its weights.safetensors")
-    parser.add_argument("--metrics", type=Path, required=True,
-                        help="its training metrics.json (holds the architecture)")
+    parser.add_argument(
+        "--metrics",
+        type=Path,
+        required=True,
+        help="its training metrics.json (holds the architecture)",
+    )
     parser.add_argument("--samples", type=Path, help="JSONL file for the samples")
     parser.add_argument("--summary", type=Path, help="JSON file for diversity per p")
-    parser.add_argument("--prompt", action="append",
-                        help="a prompt (repeatable); default: sampling.prompt in params")
-    parser.add_argument("--top-p", type=float, action="append", dest="top_p",
-                        help="a nucleus mass (repeatable); default: sampling.top_p in params")
+    parser.add_argument(
+        "--table",
+        type=Path,
+        help="TSV of the first sample of each prompt at each p (for the report)",
+    )
+    parser.add_argument(
+        "--prompt",
+        action="append",
+        help="a prompt (repeatable); default: sampling.prompt in params",
+    )
+    parser.add_argument(
+        "--top-p",
+        type=float,
+        action="append",
+        dest="top_p",
+        help="a nucleus mass (repeatable); default: sampling.top_p in params",
+    )
 
 
 def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
@@ -42,8 +59,9 @@ def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
     from picollm.tokenizer import EOT_ID, get_encoding
     from picollm.training import load_model_weights
 
-    if (args.samples is None) != (args.summary is None):
-        raise UserError("give both --samples and --summary, or neither (to print samples)")
+    outputs = (args.samples, args.summary, args.table)
+    if any(path is None for path in outputs) and any(path is not None for path in outputs):
+        raise UserError("give --samples, --summary and --table together, or none (to print)")
     settings = params["sampling"]
     prompts = args.prompt or _as_list(settings["prompt"])
     sweep = [GREEDY] * settings["greedy"] + (args.top_p or settings["top_p"])
@@ -62,20 +80,33 @@ def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
     rows, records = [], []
     for p in sweep:
         generation = generate(
-            model, repeated, settings["max_new_tokens"],
-            temperature=settings["temperature"], top_k=settings["top_k"],
-            top_p=None if p == GREEDY else p, greedy=p == GREEDY, seed=settings["seed"],
+            model,
+            repeated,
+            settings["max_new_tokens"],
+            temperature=settings["temperature"],
+            top_k=settings["top_k"],
+            top_p=None if p == GREEDY else p,
+            greedy=p == GREEDY,
+            seed=settings["seed"],
             stop_token=EOT_ID if settings["stop_at_eot"] else None,
         )
         rows.append({"p": p, **diversity_summary(generation.tokens, generation.logprobs)})
-        for index, (tokens, logprobs) in enumerate(zip(generation.tokens, generation.logprobs,
-                                                       strict=True)):
+        for index, (tokens, logprobs) in enumerate(
+            zip(generation.tokens, generation.logprobs, strict=True)
+        ):
             prompt = prompts[index // settings["samples_per_prompt"]]
-            records.append({
-                "model": args.model, "p": p, "seed": settings["seed"], "sample": index,
-                "prompt": prompt, "text": encoding.decode(tokens), "tokens": tokens,
-                "logprobs": [round(x, 6) for x in logprobs],
-            })
+            records.append(
+                {
+                    "model": args.model,
+                    "p": p,
+                    "seed": settings["seed"],
+                    "sample": index,
+                    "prompt": prompt,
+                    "text": encoding.decode(tokens),
+                    "tokens": tokens,
+                    "logprobs": [round(x, 6) for x in logprobs],
+                }
+            )
 
     if args.samples is None:
         for record in records:
@@ -83,11 +114,30 @@ def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
         return
     with atomic_path(args.samples) as tmp:
         tmp.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    write_json(args.summary, {
-        "model": args.model,
-        "by_p": rows,
-        "lineage": lineage.record("sample", [args.weights, args.metrics], params),
-    })
+    _write_table(records, settings["samples_per_prompt"], args.table)
+    write_json(
+        args.summary,
+        {
+            "model": args.model,
+            "by_p": rows,
+            "lineage": lineage.record("sample", [args.weights, args.metrics], params),
+        },
+    )
+
+
+def _write_table(records: list[dict[str, Any]], per_prompt: int, target: Path) -> None:
+    """The first sample of each prompt at each p, as a readable TSV."""
+    import pandas as pd
+
+    from picollm.files import atomic_path
+
+    rows = [
+        {"p": r["p"], "prompt": r["prompt"], "continuation": r["text"].replace("\n", " ")}
+        for r in records
+        if r["sample"] % per_prompt == 0
+    ]
+    with atomic_path(target) as tmp:
+        pd.DataFrame(rows).to_csv(tmp, sep="\t", index=False)
 
 
 def _as_list(prompt: str | list[str]) -> list[str]:

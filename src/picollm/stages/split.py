@@ -12,13 +12,17 @@ from picollm.stages import Stage
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--corpus", type=Path, required=True, help="the corpus Parquet")
     parser.add_argument(
-        "--summary", type=Path, required=True,
+        "--summary",
+        type=Path,
+        required=True,
         help="split.json to write; the split's other files go beside it",
     )
 
 
 def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
+    from picollm import lineage
     from picollm.data.split import split_corpus
+    from picollm.files import write_json
 
     split = params["split"]
     summary = split_corpus(
@@ -28,6 +32,8 @@ def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
         tinystories_test=split["tinystories_test"],
         out_dir=args.summary.parent,
     )
+    summary["lineage"] = lineage.record("split", [args.corpus], params)
+    write_json(args.summary, summary)
     counts = {split: summary["splits"][split]["documents"] for split in ("train", "test")}
     print(f"wrote {args.summary.parent}: documents per split {counts}")
 

@@ -13,14 +13,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="the corpus Parquet to write")
     parser.add_argument("--metadata", type=Path, required=True, help="its JSON description")
     parser.add_argument(
-        "--threads", type=int, default=1,
+        "--threads",
+        type=int,
+        default=1,
         help="tokeniser threads (default 1: tiktoken's threads did not help here; see benchmarks)",
     )
 
 
 def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
+    from picollm import lineage
     from picollm.data.corpus import build_corpus, corpus_metadata_path
     from picollm.errors import UserError
+    from picollm.files import write_json
 
     if corpus_metadata_path(args.out) != args.metadata:
         raise UserError(f"--metadata must be {corpus_metadata_path(args.out)} (beside --out)")
@@ -33,7 +37,17 @@ def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
         generated=data["generated"],
         num_threads=args.threads,
     )
+    inputs = [*data["input_files"], *_local_files(data)]
+    summary["lineage"] = lineage.record("tokenize", inputs, params, outputs=[str(args.out)])
+    write_json(args.metadata, summary)
     print(f"wrote {args.out}: {summary['documents']} documents, {summary['tokens']} tokens")
+
+
+def _local_files(data: dict[str, Any]) -> list[str]:
+    """The local TinyStories file, when one was read (folders are hashed by the corpus JSON)."""
+    path = data["tinystories"]["path"]
+    used = data["tinystories_weight"] > 0 and path is not None and Path(path).is_file()
+    return [path] if used else []
 
 
 def _tinystories(data: dict[str, Any]) -> dict[str, Any]:

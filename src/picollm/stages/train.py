@@ -30,63 +30,124 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
-    from picollm import lineage
     from picollm.config import model_config, training_config
+
+    name = args.model
+    train_model(args, params, name, model_config(params, name), training_config(params, name))
+
+
+def train_model(
+    args: argparse.Namespace,
+    params: dict[str, Any],
+    name: str,
+    model_entry: dict[str, Any],
+    training: dict[str, Any],
+    data_fraction: float = 1.0,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """Train the model ``model_entry`` with the ``training`` settings on the split's train
+    documents (the first ``data_fraction`` of each source's), and write the stage's outputs."""
+    import torch
+
+    from picollm import lineage
     from picollm.data.loader import BatchStream, TokenStore, eval_batches
     from picollm.errors import ConfigError
     from picollm.files import read_json, write_json
     from picollm.models import build
     from picollm.tokenizer import VOCAB_SIZE
     from picollm.training import TrainConfig, batches_per_epoch, save_model_weights, train
+    from picollm.training.distributed import process_group, torchrun_ranks
 
-    data, name = params["data"], args.model
-    arch = {"vocab_size": VOCAB_SIZE, **model_config(params, name)}
+    data = params["data"]
+    arch = {"vocab_size": VOCAB_SIZE, **model_entry}
     try:
-        config = TrainConfig.from_dict(training_config(params, name))
+        config = TrainConfig.from_dict(training)
+        torch.manual_seed(config.seed)  # the initial weights are part of the run
         model = build(arch)
     except (TypeError, ValueError) as err:
         raise ConfigError(f"models.{name}: {err}") from None
 
     split_dir = args.split.parent
     stores = {split: TokenStore.open(split_dir, split) for split in ("train", "test")}
+    stores["train"] = _first_fraction(stores["train"], data_fraction)
     block_size = arch["block_size"]
     stream = BatchStream(
-        stores["train"], block_size, config.batch_size, seed=config.seed,
-        mode=data["loader"], source_weights=_source_weights(stores["train"], data),
+        stores["train"],
+        block_size,
+        config.batch_size,
+        seed=config.seed,
+        mode=data["loader"],
+        source_weights=_source_weights(stores["train"], data),
     )
     eval_mode = "padded" if data["loader"] == "padded" else "packed"
     eval_sets = {
-        split: eval_batches(store, block_size, config.batch_size, config.eval_batches,
-                            seed=config.seed, mode=eval_mode)
+        split: eval_batches(
+            store,
+            block_size,
+            config.batch_size,
+            config.eval_batches,
+            seed=config.seed,
+            mode=eval_mode,
+        )
         for split, store in stores.items()
     }
     split_summary = read_json(args.split)
-    identity = {"model": arch, "loader": data["loader"], "data": split_summary}
+    identity = {
+        "model": arch,
+        "loader": data["loader"],
+        "data": split_summary,
+        "data_fraction": data_fraction,
+    }
     checkpoint_dir = CHECKPOINT_ROOT / f"{name}-{_fingerprint(identity, config.to_dict())}"
 
-    steps_per_epoch = batches_per_epoch(stores["train"].n_tokens, config.batch_size, block_size)
+    train_tokens = int(stores["train"].doc_lengths.sum())
+    steps_per_epoch = batches_per_epoch(train_tokens, config.batch_size, block_size)
     total_steps = config.total_steps(steps_per_epoch)
     if config.warmup_steps >= total_steps:
         raise ConfigError(
             f"training.warmup_steps ({config.warmup_steps}) must be below the {total_steps} steps "
             f"model {name!r} trains for: lower warmup_steps or raise max_steps_per_epoch/epochs"
         )
-    result = train(
-        model, stream, eval_sets, config, checkpoint_dir,
-        steps_per_epoch=steps_per_epoch, identity=identity, progress=not args.no_progress,
-    )
+    ranks = torchrun_ranks()  # one process unless started by torchrun
+    if config.batch_size % ranks.world_size:
+        raise ConfigError(
+            f"training.batch_size ({config.batch_size}) must be divisible by the "
+            f"{ranks.world_size} processes torchrun started: each trains on an equal share"
+        )
+    with process_group(ranks, config.device):
+        result = train(
+            model,
+            stream,
+            eval_sets,
+            config,
+            checkpoint_dir,
+            steps_per_epoch=steps_per_epoch,
+            identity=identity,
+            progress=not args.no_progress,
+        )
+    if not ranks.is_main:
+        return  # rank 0 writes the outputs
     save_model_weights(model, args.weights)
     _write_tables(result.history, args.curve, args.steps)
-    inputs = [args.split, *(split_dir / f"{s}.tokens.npy" for s in stores)]
-    write_json(args.metrics, {
-        "model": name,
-        "architecture": arch,
-        "training": config.to_dict(),
-        "final": _final(result.metrics),
-        "metrics": result.metrics,
-        "resumed_from_step": result.resumed_from_step,
-        "lineage": lineage.record("train", inputs, params, outputs=[str(args.weights)]),
-    })
+    inputs = [
+        args.split,
+        *(split_dir / f"{s}.{kind}.npy" for s in stores for kind in ("tokens", "docs")),
+    ]
+    write_json(
+        args.metrics,
+        {
+            "model": name,
+            "architecture": arch,
+            "training": config.to_dict(),
+            "data_fraction": data_fraction,
+            "train_tokens": train_tokens,
+            "final": _final(result.metrics),
+            "metrics": result.metrics,
+            "resumed_from_step": result.resumed_from_step,
+            "lineage": lineage.record("train", inputs, params, outputs=[str(args.weights)]),
+            **(extra or {}),
+        },
+    )
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
     print(json.dumps(_final(result.metrics)))
 
@@ -104,6 +165,30 @@ def _source_weights(store: Any, data: dict[str, Any]) -> dict[str, float] | None
     weight = data["tinystories_weight"]
     total = sum(others.values())
     return {"tinystories": weight, **{s: (1 - weight) * n / total for s, n in others.items()}}
+
+
+def _first_fraction(store: Any, fraction: float) -> Any:
+    """The store restricted to the first ``fraction`` of each source's documents (at least one)."""
+    import math
+
+    import numpy as np
+
+    from picollm.data.loader import TokenStore
+
+    if fraction == 1.0:
+        return store
+    keep = []
+    for source in range(len(store.sources)):
+        docs = np.flatnonzero(store.doc_sources == source)  # (D_s,) in split order
+        keep.append(docs[: max(1, math.ceil(fraction * len(docs)))] if len(docs) else docs)
+    kept = np.sort(np.concatenate(keep))
+    return TokenStore(
+        store.tokens,
+        store.doc_starts[kept],
+        store.doc_lengths[kept],
+        store.doc_sources[kept],
+        store.sources,
+    )
 
 
 def _fingerprint(*parts: Any) -> str:
@@ -129,8 +214,14 @@ def _write_tables(history: Any, curve: Path, steps: Path) -> None:
     from picollm.files import atomic_path
 
     evals = pd.DataFrame(
-        [{"step": r.step, "tokens_seen": r.tokens_seen,
-          **{f"{split}_loss": loss for split, loss in r.losses.items()}} for r in history.evals]
+        [
+            {
+                "step": r.step,
+                "tokens_seen": r.tokens_seen,
+                **{f"{split}_loss": loss for split, loss in r.losses.items()},
+            }
+            for r in history.evals
+        ]
     )
     per_step = pd.DataFrame([vars(r) for r in history.steps])
     for frame, target in ((evals, curve), (per_step, steps)):
@@ -142,7 +233,11 @@ STAGE = Stage(
     name="train",
     help="train one model from params.yaml; write weights, metrics and loss curves",
     param_keys=(
-        "data.block_size", "data.loader", "data.tinystories_weight", "training", "models.{model}",
+        "data.block_size",
+        "data.loader",
+        "data.tinystories_weight",
+        "training",
+        "models.{model}",
     ),
     configure=configure,
     run=run,

@@ -6,7 +6,8 @@ directory, flushed and fsynced, then renamed over the old one (``os.replace`` is
 directory entry is fsynced: a run killed at any instant leaves the previous checkpoint or the
 new one, never a torn file. It carries a *fingerprint* of the run (model parameter shapes, the
 training settings that decide the numbers, the caller's identity of the data and model config)
-that a resuming run must match.
+that a resuming run must match, and the random generators' states of every process of the
+run (a list with one entry per rank; one process: a list of one).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from picollm.training.config import RESUME_NEUTRAL_FIELDS, TrainConfig
 
 CHECKPOINT_FILE = "checkpoint.pt"
 FORMAT = "picollm-training-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: ``rng`` holds one state per process
 REQUIRED_KEYS = frozenset(
     {"fingerprint", "step", "counters", "model", "optimizer", "rng", "data", "history"}
 )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -29,13 +29,18 @@ def summed_token_loss(
     return total, (targets != IGNORE_INDEX).sum()
 
 
-def next_token_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy over the counted targets, in float32 (0 if none counts)."""
-    total, counted = summed_token_loss(logits, targets)
-    return total / counted.clamp(min=1)
+def next_token_loss(
+    logits: torch.Tensor, targets: torch.Tensor, counted: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mean cross-entropy over the counted targets, in float32 (0 if none counts).
+
+    ``counted`` (a 0-dim integer tensor) replaces the denominator: when several processes
+    share a batch, each divides by the whole batch's count and their losses add up to its mean.
+    """
+    total, counted_here = summed_token_loss(logits, targets)
+    return total / (counted_here if counted is None else counted).clamp(min=1)
 
 
-@torch.no_grad()
 def evaluate_loss(
     model: LanguageModel,
     batches: Sequence,
@@ -47,6 +52,19 @@ def evaluate_loss(
     Weighting by tokens rather than by batch keeps the number exact when batches count
     different numbers of targets. Runs in eval mode and restores the model's mode after.
     """
+    total, counted = evaluation_sums(model, batches, device, autocast_dtype)
+    return (total / counted.clamp(min=1)).item()
+
+
+@torch.no_grad()
+def evaluation_sums(
+    model: LanguageModel,
+    batches: Iterable,
+    device: torch.device,
+    autocast_dtype: torch.dtype | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed loss (float64) and number of counted targets (int64) over ``batches``, on
+    ``device``: sums from several processes add up to those of all their batches."""
     was_training = model.training
     model.eval()
     total = torch.zeros((), dtype=torch.float64, device=device)
@@ -60,4 +78,4 @@ def evaluate_loss(
             counted += batch_counted
     finally:
         model.train(was_training)
-    return (total / counted.clamp(min=1)).item()
+    return total, counted

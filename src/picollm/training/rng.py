@@ -20,6 +20,15 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def rank_seed(seed: int, rank: int) -> int:
+    """The seed of process ``rank`` in a data-parallel run: ``seed`` itself for rank 0 (so a
+    single process is unchanged), and for the others a 32-bit seed that NumPy's
+    ``SeedSequence`` derives from ``(seed, rank)``: independent dropout masks per process."""
+    if rank == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, rank]).generate_state(1)[0])
+
+
 def capture_rng_state() -> dict[str, Any]:
     """The current state of every generator, as plain data."""
     version, internal, gauss = random.getstate()

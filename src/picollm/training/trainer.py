@@ -5,10 +5,15 @@ a checkpoint of the same run, it continues from there. Everything a step depends
 optimiser moments, the step count that sets the learning rate, every random generator, the
 data stream's position) is restored, so on the CPU a resumed run is bit-identical to one that
 was never interrupted.
+
+Under ``torchrun`` (inside ``distributed.process_group``) the same call trains data-parallel:
+each process takes its share of every batch and DDP all-reduces the gradients, so the run
+computes the single-process updates up to float summation order (see ``distributed``).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import sys
@@ -21,9 +26,11 @@ from typing import Any, Protocol
 import torch
 from tqdm import tqdm
 
+from picollm.data.loader import IGNORE_INDEX
 from picollm.models.base import LanguageModel
 from picollm.training.checkpoint import (
     CHECKPOINT_FILE,
+    CheckpointError,
     check_fingerprint,
     read_checkpoint,
     remove_stale_temporaries,
@@ -32,15 +39,31 @@ from picollm.training.checkpoint import (
 )
 from picollm.training.config import TrainConfig
 from picollm.training.device import autocast, resolve_autocast_dtype, resolve_device
+from picollm.training.distributed import (
+    Ranks,
+    check_batch_divisible,
+    current_ranks,
+    gather_objects,
+    process_device,
+    rows_of_rank,
+    sum_over_ranks,
+    wait_for_all,
+    wrap_model,
+)
 from picollm.training.history import EvalRecord, StepRecord, TrainingHistory, final_metrics
-from picollm.training.loss import evaluate_loss, next_token_loss
+from picollm.training.loss import evaluation_sums, next_token_loss
 from picollm.training.optim import (
     build_optimizer,
     clip_gradients,
     learning_rate_at,
     set_learning_rate,
 )
-from picollm.training.rng import capture_rng_state, restore_rng_state, seed_everything
+from picollm.training.rng import (
+    capture_rng_state,
+    rank_seed,
+    restore_rng_state,
+    seed_everything,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -93,21 +116,30 @@ def train(
     written under another identity, another ``config`` or another model shape is refused with
     ``CheckpointError``. ``progress`` shows a progress bar on stderr when it is a terminal.
     Raises ``TrainingDivergedError`` when the loss stops being finite.
+
+    Inside an initialised process group of N > 1 processes (``distributed.process_group``),
+    every process calls ``train`` with the same arguments; ``batch_size`` must be divisible by
+    N. Only rank 0 writes the checkpoint, logs, shows progress and calls ``on_eval``; every
+    process returns the same weights and the same losses.
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     _check_eval_sets(eval_sets)
+    ranks = current_ranks()
+    check_batch_divisible(config.batch_size, ranks)
     total_steps = config.total_steps(steps_per_epoch)
     if config.warmup_steps >= total_steps:
         raise ValueError(
             f"warmup_steps ({config.warmup_steps}) must be below the run's total steps "
             f"({total_steps}): lower warmup_steps or train longer"
         )
-    run = _Run(model, train_stream, eval_sets, config, Path(checkpoint_dir), total_steps, identity)
+    run = _Run(
+        model, train_stream, eval_sets, config, Path(checkpoint_dir), total_steps, identity, ranks
+    )
     resumed_from = run.restore_or_seed()
-    no_bar = None if progress else True  # None: tqdm shows the bar only on a terminal
+    no_bar = None if progress and ranks.is_main else True  # None: a bar only on a terminal
     with tqdm(
         total=total_steps, initial=run.step, disable=no_bar, unit="step", file=sys.stderr
     ) as bar:
@@ -134,13 +166,16 @@ class _Run:
         checkpoint_dir: Path,
         total_steps: int,
         identity: Mapping[str, Any] | None,
+        ranks: Ranks,
     ):
         self.config = config
         self.total_steps = total_steps
-        self.device = resolve_device(config.device)
+        self.ranks = ranks
+        self.device = process_device(resolve_device(config.device), ranks)
         self.autocast_dtype = resolve_autocast_dtype(config.dtype, self.device)
         self.model = model.to(self.device)
-        self.forward = torch.compile(model) if config.compile else model
+        trained = wrap_model(model, self.device, ranks)  # DDP for several processes
+        self.forward = torch.compile(trained) if config.compile else trained
         self.optimizer = build_optimizer(
             model,
             learning_rate=config.learning_rate,
@@ -166,17 +201,29 @@ class _Run:
     # -- checkpoints --------------------------------------------------------------------------
 
     def restore_or_seed(self) -> int | None:
-        """Continue from the checkpoint if there is one (returning its step), else seed."""
-        remove_stale_temporaries(self.checkpoint_path)
+        """Continue from the checkpoint if there is one (returning its step), else seed.
+
+        Every process reads the checkpoint; none can write one before all have read it (a
+        step needs all of them).
+        """
+        if self.ranks.is_main:
+            remove_stale_temporaries(self.checkpoint_path)
         if not self.checkpoint_path.exists():
-            seed_everything(self.config.seed)
+            seed_everything(rank_seed(self.config.seed, self.ranks.rank))
             return None
         payload = read_checkpoint(self.checkpoint_path)
         check_fingerprint(self.checkpoint_path, payload["fingerprint"], self.fingerprint)
+        rng_states = payload["rng"]  # one per process of the run that wrote it
+        if len(rng_states) != self.ranks.world_size:
+            raise CheckpointError(
+                f"{self.checkpoint_path} was written by {len(rng_states)} training process(es) "
+                f"and this run has {self.ranks.world_size}: resume it with the same number, or "
+                "train into a fresh checkpoint directory"
+            )
         self.model.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
         self.stream.load_state_dict(payload["data"])
-        restore_rng_state(payload["rng"])
+        restore_rng_state(rng_states[self.ranks.rank])
         self.history = TrainingHistory.from_dict(payload["history"])
         self.step = self.last_checkpoint_step = payload["step"]
         counters = payload["counters"]
@@ -184,10 +231,19 @@ class _Run:
         self.train_time_s = counters["train_time_s"]
         self.earlier_sessions_s = counters["elapsed_s"]
         self.session_start = time.perf_counter()
-        logger.info("resumed from %s at step %d", self.checkpoint_path, self.step)
+        if self.ranks.is_main:
+            logger.info("resumed from %s at step %d", self.checkpoint_path, self.step)
         return self.step
 
     def save(self) -> None:
+        """Rank 0 writes the checkpoint; every process returns once it is on disk."""
+        rng_states = gather_objects(capture_rng_state(), self.ranks)
+        if self.ranks.is_main:
+            self.write(rng_states)
+        wait_for_all(self.ranks)
+        self.last_checkpoint_step = self.step
+
+    def write(self, rng_states: list[dict[str, Any]]) -> None:
         write_checkpoint(
             self.checkpoint_path,
             {
@@ -200,12 +256,11 @@ class _Run:
                 },
                 "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
-                "rng": capture_rng_state(),
+                "rng": rng_states,
                 "data": self.stream.state_dict(),
                 "history": self.history.to_dict(),
             },
         )
-        self.last_checkpoint_step = self.step
 
     # -- the loop -----------------------------------------------------------------------------
 
@@ -249,16 +304,24 @@ class _Run:
         )
 
     def train_step(self, batch: Batch, lr: float) -> tuple[float, float]:
-        """One AdamW update at learning rate ``lr``; returns (batch loss, gradient norm)."""
+        """One AdamW update at learning rate ``lr``; returns (batch loss, gradient norm).
+
+        The loss is the mean over the whole batch's counted targets; with N processes, each
+        computes its rows' share of it (see ``distributed``).
+        """
         set_learning_rate(self.optimizer, lr)
-        inputs = batch.inputs.to(self.device, non_blocking=True)  # (B, T)
-        targets = batch.targets.to(self.device, non_blocking=True)  # (B, T)
+        ranks = self.ranks
+        # this process's b = B / N rows of the batch
+        inputs = rows_of_rank(batch.inputs, ranks).to(self.device, non_blocking=True)  # (b, T)
+        targets = rows_of_rank(batch.targets, ranks).to(self.device, non_blocking=True)  # (b, T)
+        counted = (batch.targets != IGNORE_INDEX).sum()  # over all B rows
         with autocast(self.device, self.autocast_dtype):
-            logits = self.forward(inputs)  # (B, T, V)
-        loss = next_token_loss(logits, targets)  # float32, outside autocast
-        loss.backward()
+            logits = self.forward(inputs)  # (b, T, V)
+        share = next_token_loss(logits, targets, counted)  # float32: its part of the mean
+        (share * ranks.world_size).backward()  # DDP averages the N processes' gradients
+        loss = sum_over_ranks(share.detach(), ranks)  # the batch's mean loss
         grad_norm = clip_gradients(self.model.parameters(), self.config.grad_clip)
-        loss_value, norm_value = torch.stack([loss.detach(), grad_norm.float()]).tolist()
+        loss_value, norm_value = torch.stack([loss, grad_norm.float()]).tolist()
         if not (math.isfinite(loss_value) and math.isfinite(norm_value)):
             raise TrainingDivergedError(self.divergence_message(loss_value, norm_value, lr))
         self.optimizer.step()
@@ -295,6 +358,8 @@ class _Run:
         )
         self.history.steps.append(record)
         bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", refresh=False)
+        if not self.ranks.is_main:
+            return
         logger.info(
             "step %d/%d  loss %.4f  lr %.3g  grad norm %.3g  %.0f tokens/s",
             self.step, self.total_steps, loss, lr, grad_norm, tokens_per_s,
@@ -302,11 +367,10 @@ class _Run:
 
     def evaluate(self, on_eval: EvalCallback | None) -> None:
         """Mean loss on each fixed eval set; then ``on_eval``, with the RNG state shielded."""
-        losses = {
-            name: evaluate_loss(self.model, batches, self.device, self.autocast_dtype)
-            for name, batches in self.eval_sets.items()
-        }
+        losses = {name: self.eval_loss(batches) for name, batches in self.eval_sets.items()}
         self.history.evals.append(EvalRecord(self.step, self.tokens_seen, losses))
+        if not self.ranks.is_main:
+            return
         logger.info(
             "eval at step %d: %s",
             self.step, "  ".join(f"{k} {v:.4f}" for k, v in losses.items()),
@@ -317,6 +381,14 @@ class _Run:
                 on_eval(self.step, dict(losses))
             finally:
                 restore_rng_state(rng_state)
+
+    def eval_loss(self, batches: Sequence[Batch]) -> float:
+        """Mean loss per counted target on ``batches``; process r evaluates batches r, r + N, ..."""
+        ranks = self.ranks
+        mine = itertools.islice(batches, ranks.rank, None, ranks.world_size)
+        total, counted = evaluation_sums(self.model, mine, self.device, self.autocast_dtype)
+        sums = sum_over_ranks(torch.stack([total, counted.to(torch.float64)]), ranks)
+        return (sums[0] / sums[1].clamp(min=1)).item()
 
 
 def _check_eval_sets(eval_sets: Mapping[str, Sequence[Batch]]) -> None:

@@ -1,0 +1,56 @@
+"""Every model's test loss on one corpus, against the loss a perfect model would reach."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import pandas as pd
+
+from picollm.figures.style import plt, save
+
+
+def draw(
+    curves: Mapping[str, pd.DataFrame],
+    entropy_floor: float | None,
+    target: Path | str,
+    dpi: int = 120,
+) -> None:
+    """Test loss (solid) and train loss (dotted) per model against tokens seen.
+
+    ``entropy_floor`` is the test set's true entropy in nats per token when every source in it
+    is synthetic with a known generating process (``split.json``); it is drawn as a line, since
+    no model can go below it on average. Without it the figure says so.
+    """
+    if not curves:
+        raise ValueError("loss_curves needs the curve of at least one model")
+    fig, ax = plt.subplots(figsize=(7.2, 4.4))
+    for index, (name, curve) in enumerate(curves.items()):
+        colour = f"C{index}"
+        ax.plot(curve["tokens_seen"], curve["test_loss"], color=colour, label=f"{name} (test)")
+        ax.plot(
+            curve["tokens_seen"],
+            curve["train_loss"],
+            color=colour,
+            linestyle=":",
+            label=f"{name} (train)",
+        )
+    if entropy_floor is not None:
+        ax.axhline(
+            entropy_floor,
+            color="black",
+            linestyle="--",
+            linewidth=1,
+            label=f"entropy floor {entropy_floor:.3f}",
+        )
+        note = "dashed: the true entropy of the test documents' generating process"
+    else:
+        note = "no entropy floor: the test set has sources whose true entropy is unknown"
+    ax.set_yscale("log")
+    ax.set_xlabel("training tokens seen")
+    ax.set_ylabel("cross-entropy (nats/token, log scale)")
+    ax.set_title(f"Loss curves on one corpus\n({note})", fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    save(fig, target, dpi)
