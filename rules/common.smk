@@ -2,7 +2,7 @@
 
 import re
 
-from picollm.config import ConfigError, validate_params
+from picollm.config import ConfigError, load_params
 from picollm.workflow import corpus_inputs, split_outputs, stage_code, stage_keys, stage_params
 
 if workflow.config_settings.config:
@@ -11,29 +11,33 @@ if workflow.config_settings.config:
         "edit params.yaml or pass another file with --configfile"
     )
 PARAMS_FILE = str((workflow.overwrite_configfiles or ["params.yaml"])[-1])
-try:
-    PARAMS = validate_params(config, source=PARAMS_FILE)
+try:  # exactly what every stage will read (Snakemake merges --configfile over params.yaml)
+    PARAMS = load_params(PARAMS_FILE)
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 MODELS = sorted(PARAMS["models"])
 CONDA_ENV = "../workflow/envs/picollm.yaml"
 SPLIT_OUTPUTS = split_outputs("data/processed/split")
 SWEEP = PARAMS["sweep"]
-SWEEP_METRICS = [
-    f"results/sweeps/{SWEEP['model']}/{key}/{index}/metrics.json"
+SWEEP_RUNS = [  # run records of the hyperparameter study
+    f"results/sweeps/{SWEEP['model']}/{key}/{index}/run.json"
     for key, values in SWEEP["values"].items()
     for index in range(len(values))
 ]
-if SWEEP_METRICS:  # the base model's own run is the study's reference point
-    SWEEP_METRICS.insert(0, f"results/models/{SWEEP['model']}/metrics.json")
-ATTENTION_METRICS = [  # the base model and the study's runs that swap its attention
-    path for path in SWEEP_METRICS if "/attention/" in path or path.startswith("results/models/")
+if SWEEP_RUNS:  # the base model's own run is the study's reference point
+    SWEEP_RUNS.insert(0, f"results/models/{SWEEP['model']}/run.json")
+ATTENTION_RUNS = [  # the base model and the study's runs that swap its attention
+    f"results/models/{SWEEP['model']}/run.json",
+    *(
+        f"results/sweeps/{SWEEP['model']}/attention/{index}/run.json"
+        for index in range(len(SWEEP["values"].get("attention", [])))
+    ),
 ] if "attention" in SWEEP["values"] else []
 FIGURES = [
     f"results/figures/{name}.png"
     for name in ("overfit_gap", "loss_curves", "diversity_vs_p", "attention_scaling")
-    + (("hyperparams",) if SWEEP_METRICS else ())
-    + (("attention_quality",) if ATTENTION_METRICS else ())
+    + (("hyperparams",) if SWEEP_RUNS else ())
+    + (("attention_quality",) if ATTENTION_RUNS else ())
 ]
 
 

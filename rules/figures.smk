@@ -4,7 +4,7 @@
 rule overfit_gap:
     input:
         curves=expand("results/models/{model}/curve.tsv", model=MODELS),
-        sweep=SWEEP_METRICS,
+        sweep=SWEEP_RUNS,
         code=stage_code("figure"),
     output:
         png=report(
@@ -74,7 +74,7 @@ rule diversity_vs_p:
 
 rule hyperparams:
     input:
-        sweep=SWEEP_METRICS,
+        sweep=SWEEP_RUNS,
         code=stage_code("figure"),
     output:
         png=report(
@@ -120,8 +120,8 @@ rule attention_scaling:
 
 rule attention_quality:
     input:
-        sweep=ATTENTION_METRICS,
-        curves=[path.replace("metrics.json", "curve.tsv") for path in ATTENTION_METRICS],
+        sweep=ATTENTION_RUNS,
+        curves=[path.replace("run.json", "curve.tsv") for path in ATTENTION_RUNS],
         code=stage_code("figure"),
     output:
         png=report(

@@ -4,7 +4,7 @@
 rule sample:
     input:
         weights=rules.train.output.weights,
-        metrics=rules.train.output.metrics,
+        run=rules.train.output.run,
         code=stage_code("sample"),
     output:
         samples="results/samples/{model}.jsonl",
@@ -24,6 +24,6 @@ rule sample:
         CONDA_ENV
     shell:
         "picollm sample --params {params.file:q} --model {wildcards.model:q}"
-        " --weights {input.weights:q} --metrics {input.metrics:q}"
+        " --weights {input.weights:q} --run {input.run:q}"
         " --samples {output.samples:q} --summary {output.summary:q} --table {output.table:q}"
         " --log {log:q}"

@@ -12,6 +12,7 @@ rule sweep:
     output:
         weights="results/sweeps/{model}/{key}/{index}/weights.safetensors",
         metrics="results/sweeps/{model}/{key}/{index}/metrics.json",
+        run="results/sweeps/{model}/{key}/{index}/run.json",
         curve="results/sweeps/{model}/{key}/{index}/curve.tsv",
         steps="results/sweeps/{model}/{key}/{index}/steps.tsv",
     params:
@@ -25,5 +26,5 @@ rule sweep:
     shell:
         "picollm sweep --params {params.file:q} --model {wildcards.model:q}"
         " --key {wildcards.key:q} --index {wildcards.index:q} --split {input.split:q}"
-        " --weights {output.weights:q} --metrics {output.metrics:q} --curve {output.curve:q}"
+        " --weights {output.weights:q} --metrics {output.metrics:q} --run {output.run:q} --curve {output.curve:q}"
         " --steps {output.steps:q} --log {log:q}"

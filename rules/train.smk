@@ -12,6 +12,7 @@ rule train:
     output:
         weights="results/models/{model}/weights.safetensors",
         metrics="results/models/{model}/metrics.json",
+        run="results/models/{model}/run.json",
         curve="results/models/{model}/curve.tsv",
         steps="results/models/{model}/steps.tsv",
     params:
@@ -24,6 +25,6 @@ rule train:
         CONDA_ENV
     shell:
         "picollm train --params {params.file:q} --model {wildcards.model:q}"
-        " --split {input.split:q} --weights {output.weights:q} --metrics {output.metrics:q}"
+        " --split {input.split:q} --weights {output.weights:q} --metrics {output.metrics:q} --run {output.run:q}"
         " --curve {output.curve:q} --steps {output.steps:q}"
         " --log {log:q}"

@@ -162,10 +162,13 @@ def test_schema_defaults_match_the_library_defaults():
         ({"model": "absent", "values": {"d_model": [32]}}, ["sweep.model", "'absent'", "lstm"]),
         ({"model": "lstm", "values": {"data_fraction": [0]}}, ["data_fraction", "(0, 1]"]),
         ({"model": "lstm", "values": {"Bad.Key": [1]}}, ["sweep.values", "'Bad.Key'", "pattern"]),
+        ({"model": "t", "values": {"attention": ["gla"]}}, ["attention", "['gla']", "models.t"]),
     ],
 )
 def test_sweep_cross_checks(sweep, words):
+    params = with_change("sweep", sweep)
+    params["models"]["t"] = {"type": "transformer", "position": "rope"}
     with pytest.raises(ConfigError) as caught:
-        validate_params(with_change("sweep", sweep))
+        validate_params(params)
     for word in words:
         assert word in str(caught.value)

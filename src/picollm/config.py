@@ -134,6 +134,22 @@ def _cross_checks(params: Mapping[str, Any]) -> list[str]:
     for value in sweep["values"].get("data_fraction", []):
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
             problems.append(f"sweep.values.data_fraction: {value!r} must be a number in (0, 1]")
+    base = params["models"].get(sweep["model"] or "", {})
+    if base.get("type") == "transformer":
+        attention = base.get("attention", "softmax")
+        rope_runs = "rope" in sweep["values"].get("position", [])
+        gated_runs = set(sweep["values"].get("attention", [])) - {"softmax"}
+        if base.get("position") == "rope" and gated_runs:
+            problems.append(
+                f"sweep.values.attention {sorted(gated_runs)}: RoPE only applies to softmax "
+                f"attention, and models.{sweep['model']}.position is rope: give that model "
+                "position learned, sinusoidal or nope"
+            )
+        if attention != "softmax" and rope_runs:
+            problems.append(
+                f"sweep.values.position: rope only applies to softmax attention, and "
+                f"models.{sweep['model']}.attention is {attention!r}"
+            )
     return problems
 
 

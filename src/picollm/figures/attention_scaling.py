@@ -23,25 +23,31 @@ def draw(points: pd.DataFrame, target: Path | str, dpi: int = 120) -> None:
         for index, (method, rows) in enumerate(points.groupby("method", sort=False)):
             rows = rows.sort_values("seq_len")
             ax.plot(rows["seq_len"], rows[column], marker="o", color=f"C{index}", label=method)
-        first = points.sort_values("seq_len").iloc[0]
-        lengths = sorted(points["seq_len"].unique())
-        for slope, style in ((1, ":"), (2, "--")):
-            ref = [first[column] * (n / first["seq_len"]) ** slope for n in lengths]
-            ax.plot(
-                lengths,
-                ref,
-                color="grey",
-                linestyle=style,
-                linewidth=0.8,
-                label=f"slope {slope} guide",
-            )
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel("sequence length (tokens, batch 1)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3, which="both")
+    _slope_guides(axes[0], points)
     axes[0].legend(fontsize=8)
-    threads = sorted(points["torch_threads"].unique()) if "torch_threads" in points else []
+    threads = sorted({int(t) for t in points.get("torch_threads", [])})
     fig.suptitle(f"Token mixing cost against length (CPU, torch threads {threads})", fontsize=11)
     fig.tight_layout()
     save(fig, target, dpi)
+
+
+def _slope_guides(ax: plt.Axes, points: pd.DataFrame) -> None:
+    """Dotted slope-1 and dashed slope-2 lines through the slowest method's shortest point."""
+    shortest = points[points["seq_len"] == points["seq_len"].min()]
+    anchor = shortest.loc[shortest["fwd_bwd_seconds"].idxmax()]
+    lengths = sorted(points["seq_len"].unique())
+    for slope, style in ((1, ":"), (2, "--")):
+        times = [anchor["fwd_bwd_seconds"] * (n / anchor["seq_len"]) ** slope for n in lengths]
+        ax.plot(
+            lengths,
+            times,
+            color="grey",
+            linestyle=style,
+            linewidth=0.8,
+            label=f"slope {slope} (linear)" if slope == 1 else f"slope {slope} (quadratic)",
+        )

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from picollm.figures.style import plt, save
-from picollm.figures.sweeps import DATA_FRACTION, TRAINING_PREFIX, series
+from picollm.figures.sweeps import DATA_FRACTION, is_training_key, series
 
 
 def draw(
@@ -88,11 +88,13 @@ def _curve_panel(ax: plt.Axes, name: str, curve: pd.DataFrame) -> None:
 
 
 def _ladders(base: Mapping[str, Any], runs: Sequence[Mapping[str, Any]]) -> dict[str, list]:
-    """(x, gap, label) points: against parameters for model-size keys, against training
-    tokens for the data-fraction ladder."""
+    """(x, gap, label) points: against parameters for numeric architecture keys (model size),
+    against training tokens for the data-fraction ladder. Training keys and categorical keys
+    (position, attention, norm, ...) are not size ladders and are left to other figures."""
     ladders: dict[str, list] = {}
     for key, points in series(base, runs).items():
-        if key.startswith(TRAINING_PREFIX):
+        numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v, _ in points)
+        if is_training_key(base, key) or not numeric:
             continue
         if key == DATA_FRACTION:
             title, x_of = "training tokens available", lambda m: m["train_tokens"]

@@ -6,16 +6,20 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 DATA_FRACTION = "data_fraction"
-TRAINING_PREFIX = "training."
+
+
+def is_training_key(base: Mapping[str, Any], key: str) -> bool:
+    """Whether a swept key is a training setting (else architecture or data)."""
+    return key in base["training"]
 
 
 def base_value(base: Mapping[str, Any], key: str) -> Any:
     """The value the base run used for a swept key (its architecture, training or all data)."""
     if key == DATA_FRACTION:
         return base.get("data_fraction", 1.0)
-    if key.startswith(TRAINING_PREFIX):
-        return base["training"][key.removeprefix(TRAINING_PREFIX)]
-    return base["architecture"][key]
+    if is_training_key(base, key):
+        return base["training"][key]
+    return base["architecture"].get(key)
 
 
 def series(

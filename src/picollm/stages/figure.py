@@ -36,7 +36,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=Path,
         nargs="*",
         default=[],
-        help="metrics.json of the hyperparameter study: its base model's and each run's "
+        help="run.json records of the hyperparameter study: its base model's and each run's "
         "(hyperparams, overfit_gap)",
     )
     parser.add_argument("--out", type=Path, required=True, help="the PNG to write")

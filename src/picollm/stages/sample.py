@@ -23,10 +23,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="the model's name under `models`")
     parser.add_argument("--weights", type=Path, required=True, help="its weights.safetensors")
     parser.add_argument(
-        "--metrics",
+        "--run",
         type=Path,
         required=True,
-        help="its training metrics.json (holds the architecture)",
+        help="its training run.json (holds the architecture)",
     )
     parser.add_argument("--samples", type=Path, help="JSONL file for the samples")
     parser.add_argument("--summary", type=Path, help="JSON file for diversity per p")
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
         if p != GREEDY and not 0 < p <= 1:
             raise UserError(f"top-p {p} is outside (0, 1]")
 
-    model = build(read_json(args.metrics)["architecture"])
+    model = build(read_json(args.run)["architecture"])
     load_model_weights(args.weights, model)
     encoding = get_encoding()
     encoded = [encoding.encode_ordinary(prompt) for prompt in prompts]
@@ -120,7 +120,7 @@ def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
         {
             "model": args.model,
             "by_p": rows,
-            "lineage": lineage.record("sample", [args.weights, args.metrics], params),
+            "lineage": lineage.record("sample", [args.weights, args.run], params),
         },
     )
 

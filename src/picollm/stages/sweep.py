@@ -1,8 +1,9 @@
 """``picollm sweep``: one training run of the hyperparameter study in ``sweep`` of params.yaml.
 
 The study varies one key at a time around a base model (``sweep.model``): a key of that model's
-entry (``d_model``, ``kgram_k``, ...), a training key (``training.learning_rate``), or
-``data_fraction``, the share of the training documents used (a training-set size ladder). Each
+entry (``d_model``, ``kgram_k``, ...), a training key (``learning_rate``, ``batch_size``, ...;
+the two sets of names do not overlap), or ``data_fraction``, the share of the training documents
+used (a training-set size ladder). Each
 (key, value) pair is one Snakemake job, addressed by the key and the value's index in
 ``sweep.values.<key>``, so no value ever travels through a shell command.
 """
@@ -16,7 +17,6 @@ from picollm.stages import Stage
 from picollm.stages import train as train_stage
 
 DATA_FRACTION = "data_fraction"
-TRAINING_PREFIX = "training."
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -28,6 +28,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
     from picollm.config import model_config, training_config
     from picollm.errors import ConfigError
+    from picollm.training.config import TRAINING_KEYS
 
     if params["sweep"]["model"] != args.model:
         raise ConfigError(f"--model {args.model!r} is not sweep.model {params['sweep']['model']!r}")
@@ -40,8 +41,8 @@ def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
     data_fraction = 1.0
     if args.key == DATA_FRACTION:
         data_fraction = value
-    elif args.key.startswith(TRAINING_PREFIX):
-        training[args.key.removeprefix(TRAINING_PREFIX)] = value
+    elif args.key in TRAINING_KEYS:
+        training[args.key] = value
     else:
         model_entry[args.key] = value
     train_stage.train_model(

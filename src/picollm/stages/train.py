@@ -23,7 +23,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="the model's name under `models`")
     parser.add_argument("--split", type=Path, required=True, help="split.json of the split stage")
     parser.add_argument("--weights", type=Path, required=True, help="safetensors file to write")
-    parser.add_argument("--metrics", type=Path, required=True, help="metrics JSON to write")
+    parser.add_argument(
+        "--metrics",
+        type=Path,
+        required=True,
+        help="JSON of the headline numbers to write (DVC's metrics: final losses, gap, speed)",
+    )
+    parser.add_argument(
+        "--run",
+        type=Path,
+        required=True,
+        help="JSON record of the run to write: architecture, training, all metrics, lineage",
+    )
     parser.add_argument("--curve", type=Path, required=True, help="eval loss TSV to write")
     parser.add_argument("--steps", type=Path, required=True, help="per-step log TSV to write")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -92,11 +103,12 @@ def train_model(
         for split, store in stores.items()
     }
     split_summary = read_json(args.split)
-    identity = {
+    identity = {  # what else defines the run: a checkpoint of another identity is not resumed
         "model": arch,
         "loader": data["loader"],
-        "data": split_summary,
+        "data": {split: split_summary["splits"][split]["sha256"] for split in stores},
         "data_fraction": data_fraction,
+        "tinystories_weight": data["tinystories_weight"],
     }
     checkpoint_dir = CHECKPOINT_ROOT / f"{name}-{_fingerprint(identity, config.to_dict())}"
 
@@ -133,15 +145,17 @@ def train_model(
         args.split,
         *(split_dir / f"{s}.{kind}.npy" for s in stores for kind in ("tokens", "docs")),
     ]
+    final = _final(result.metrics)
+    write_json(args.metrics, final)
     write_json(
-        args.metrics,
+        args.run,
         {
             "model": name,
             "architecture": arch,
             "training": config.to_dict(),
             "data_fraction": data_fraction,
             "train_tokens": train_tokens,
-            "final": _final(result.metrics),
+            "final": final,
             "metrics": result.metrics,
             "resumed_from_step": result.resumed_from_step,
             "lineage": lineage.record("train", inputs, params, outputs=[str(args.weights)]),
@@ -149,7 +163,7 @@ def train_model(
         },
     )
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
-    print(json.dumps(_final(result.metrics)))
+    print(json.dumps(final))
 
 
 def _source_weights(store: Any, data: dict[str, Any]) -> dict[str, float] | None:

@@ -105,6 +105,10 @@ class TrainConfig:
         return self.epochs * min(caps)
 
 
+TRAINING_KEYS = frozenset(f.name for f in fields(TrainConfig))
+"""The ``training`` keys of params.yaml."""
+
+
 def batches_per_epoch(train_tokens: int, batch_size: int, block_size: int) -> int:
     """Batches of ``batch_size`` windows of ``block_size`` tokens that cover ``train_tokens``."""
     check_int("train_tokens", train_tokens, 1)
