@@ -210,3 +210,10 @@ def test_killed_training_resumes_when_the_same_command_is_rerun(tmp_path):
     assert metrics["resumed_from_step"] is not None and metrics["resumed_from_step"] > 0
     assert (killed / target).read_bytes() == (whole / target).read_bytes()
     assert not list(checkpoints.glob("*/checkpoint.pt")), "finished runs clean up checkpoints"
+
+
+def test_snakemake_report_holds_every_figure_and_the_samples(built):
+    run(built, "snakemake", "--report", "results/report.html")
+    report = (built / "results/report.html").read_text(errors="replace")
+    for name in ("overfit_gap.png", "loss_curves.png", "diversity_vs_p.png", "lstm.tsv"):
+        assert name in report

@@ -59,15 +59,7 @@ def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
 STAGE = Stage(
     name="sweep",
     help="train one variant of the hyperparameter study (sweep in params.yaml)",
-    param_keys=(
-        "data.block_size",
-        "data.loader",
-        "data.tinystories_weight",
-        "training",
-        "models.{model}",
-        "sweep.model",
-        "sweep.values.{key}",
-    ),
+    param_keys=(*train_stage.PARAM_KEYS, "sweep.model", "sweep.values.{key}"),
     configure=configure,
     run=run,
     wildcards=("model", "key"),

@@ -243,16 +243,19 @@ def _write_tables(history: Any, curve: Path, steps: Path) -> None:
             frame.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
 
 
+PARAM_KEYS = (
+    "data.block_size",
+    "data.loader",
+    "data.tinystories_weight",
+    "training",
+    "models.{model}",
+)
+"""What a training run reads; the sweep stage reads these too."""
+
 STAGE = Stage(
     name="train",
     help="train one model from params.yaml; write weights, metrics and loss curves",
-    param_keys=(
-        "data.block_size",
-        "data.loader",
-        "data.tinystories_weight",
-        "training",
-        "models.{model}",
-    ),
+    param_keys=PARAM_KEYS,
     configure=configure,
     run=run,
     wildcards=("model",),
