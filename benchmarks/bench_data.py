@@ -19,17 +19,14 @@ benchmarks/out/). Prints markdown tables and writes them to benchmarks/results/b
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import statistics
 import tempfile
-import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from common import interleaved_seconds, machine, markdown_table  # benchmarks/common.py
 from torch import nn
 
 from picollm.data.corpus import write_corpus_parquet
@@ -44,37 +41,6 @@ SAMPLE = Path(__file__).parents[2] / "shared/data/tinystories/tinystories_sample
 RESULTS = Path(__file__).parent / "results" / "bench_data.md"
 QUICK_RESULTS = Path(__file__).parent / "out" / "bench_data.md"
 BLOCK_SIZE, BATCH_SIZE, D_MODEL = 128, 16, 128
-
-
-def interleaved_seconds(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Median time per run after one untimed call, alternating the runs."""
-    for run in runs.values():
-        run()
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, run in runs.items():
-            start = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(ts) for name, ts in times.items()}
-
-
-def table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
-
-
-def machine() -> str:
-    cpu = platform.processor() or "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return (
-        f"{cpu}; {os.cpu_count()} cores; torch {torch.__version__}; "
-        f"{torch.get_num_threads()} torch threads; load average {load} (1/5/15 min) at the end"
-    )
 
 
 def stories(cache_dir: Path) -> tuple[list[str], str]:
@@ -181,11 +147,11 @@ def main() -> None:
             "the ratios come from interleaved runs in one process.",
             f"## Tokenising {text_name}: {len(texts):,} stories, {megabytes:.2f} MB, "
             f"median of {repeats}",
-            table(["tokeniser", "MB/s", "vs reference"], token_rows),
+            markdown_table(["tokeniser", "MB/s", "vs reference"], token_rows),
             f"## Loader vs a training step: memory-mapped split of {store.n_tokens:,} tokens, "
             f"batch {BATCH_SIZE} x {BLOCK_SIZE}, Transformer d_model {D_MODEL}, 2 layers, "
             f"vocabulary {VOCAB_SIZE:,}; {n_batches} batches per timing, median of {repeats}",
-            table(["", "per second", "vs training step"], batch_rows),
+            markdown_table(["", "per second", "vs training step"], batch_rows),
         ]
     )
     print(report)

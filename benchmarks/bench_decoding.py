@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from common import load_average, machine  # benchmarks/common.py
 
 from picollm.generation import generate
 from picollm.models import build
@@ -46,23 +45,6 @@ MODEL = {
     "position": "learned",
 }
 TARGETS = {"recompute_all": 20.0, "recompute_last": 3.0}
-
-
-def load_average() -> str:
-    return "/".join(f"{x:.2f}" for x in os.getloadavg())
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    if Path("/proc/cpuinfo").exists():
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return (
-        f"{cpu}; {os.cpu_count()} cores; torch {torch.__version__}; "
-        f"{torch.get_num_threads()} torch threads; Python {platform.python_version()}"
-    )
 
 
 def best_seconds(fns: list[Callable[[], object]], repeats: int) -> list[float]:

@@ -15,8 +15,6 @@ to benchmarks/out/). Prints markdown tables and writes them to benchmarks/result
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -26,6 +24,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from common import interleaved_seconds, machine, markdown_table  # benchmarks/common.py
 from torch import nn
 
 from picollm.models import build
@@ -46,39 +45,6 @@ def seconds(run: Callable[[], object], repeats: int, warm_up: bool = True) -> fl
         run()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
-
-
-def interleaved_seconds(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Median time per run, alternating the runs so that shared load hits them alike."""
-    for run in runs.values():
-        run()
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, run in runs.items():
-            start = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(ts) for name, ts in times.items()}
-
-
-def table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def machine() -> str:
-    cpu = platform.processor() or "unknown"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return (
-        f"CPU: {cpu}; cores: {os.cpu_count()}; torch {torch.__version__}; "
-        f"torch threads: {torch.get_num_threads()}"
-    )
 
 
 # --- 1. k-gram MLP ---------------------------------------------------------------------------------
@@ -137,7 +103,7 @@ def bench_kgram(quick: bool) -> str:
             rows.append([f"{vocab}", f"{k}", f"{embed}/{hidden}", input_, f"{batch}x{steps}",
                          f"{loop * 1e3:.0f}", f"{vectorised * 1e3:.2f}",
                          f"**{loop / vectorised:.0f}x**"])  # fmt: skip
-    return table(
+    return markdown_table(
         ["vocab", "k", "embed/hidden", "input", "B x T", "loop ms", "vectorised ms", "speed-up"],
         rows,
     )
@@ -243,7 +209,7 @@ def bench_transformer_training(quick: bool) -> str:
         f"(square fp32 matmul); MFU = tokens/s x (6N + 12 L T D) / ceiling"
     )
     header = ["vocab", "model", "ms/step", "tokens/s", "vs torch", "MFU"]
-    return sizes + "\n\n" + table(header, rows)
+    return sizes + "\n\n" + markdown_table(header, rows)
 
 
 # --- 3. KV cache: preallocate vs concatenate -------------------------------------------------------
@@ -321,7 +287,7 @@ def bench_kv_cache(quick: bool) -> str:
         f"heads={n_heads}, blocks={n_blocks}, vocab 256, RoPE"
     )
     header = ["batch", "cache", "seconds", "tokens/s", "vs torch.cat"]
-    return sizes + "\n\n" + table(header, rows)
+    return sizes + "\n\n" + markdown_table(header, rows)
 
 
 def main() -> None:
