@@ -34,6 +34,7 @@ from picollm.sampling import nucleus_mask, sample_next
 from picollm.tokenizer import VOCAB_SIZE, get_encoding
 
 RESULTS = Path(__file__).parent / "results" / "bench_decoding.md"
+QUICK_RESULTS = Path(__file__).parent / "out" / "bench_decoding.md"  # ignored by git
 PROMPT = "Once upon a time, there was a little"
 MODEL = {
     "type": "transformer",
@@ -186,10 +187,11 @@ def main(argv: list[str] | None = None) -> int:
     ]
     text = "\n".join(lines)
     print(text)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    partial = RESULTS.with_suffix(".md.tmp")
+    target = QUICK_RESULTS if args.quick else RESULTS
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".md.tmp")
     partial.write_text(text)
-    partial.replace(RESULTS)
+    partial.replace(target)
     return 0 if met or args.quick else 1
 
 
