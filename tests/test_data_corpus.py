@@ -250,7 +250,8 @@ def test_split_records_the_entropy_floor_only_when_every_document_has_one(tmp_pa
 
     known = tmp_path / "known.parquet"
     build_corpus(known, generated=GENERATED)
-    summary = split_corpus(known, 0.3, 0, "validation", tmp_path / "known")
+    summary = split_corpus(known, 0.3, 0, "validation", tmp_path / "known", lineage={"stage": "x"})
+    assert json.loads((tmp_path / "known" / "split.json").read_text())["lineage"] == {"stage": "x"}
     for name in ("train", "test"):
         table = pq.read_table(tmp_path / "known" / f"{name}.parquet").to_pandas()
         expected = -table["logprob"].sum() / table["n_tokens"].sum()

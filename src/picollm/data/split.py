@@ -27,6 +27,7 @@ memory-mapped ``.npy`` files, so corpora larger than memory work.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +54,12 @@ def split_corpus(
     seed: int,
     tinystories_test: str,
     out_dir: str | Path,
+    lineage: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write the train/test Parquet, token arrays and ``split.json``; return the summary."""
+    """Write the train/test Parquet, token arrays and ``split.json``; return the summary.
+
+    ``lineage`` (what produced the split, see ``picollm.lineage.record``) is stored in it as is.
+    """
     if isinstance(test_fraction, bool) or not isinstance(test_fraction, int | float):
         raise TypeError(f"test_fraction must be a number, got {test_fraction!r}")
     if not 0.0 <= test_fraction < 1.0:
@@ -120,6 +125,8 @@ def split_corpus(
         "left_out_documents": int((assignment == LEFT_OUT).sum()),
         "test_documents_also_in_train": int(also_in_train.sum()),
     }
+    if lineage is not None:
+        summary["lineage"] = dict(lineage)
     write_json(out_dir / SPLIT_SUMMARY, summary)
     return summary
 

@@ -22,7 +22,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
     from picollm import lineage
     from picollm.data.split import split_corpus
-    from picollm.files import write_json
 
     split = params["split"]
     summary = split_corpus(
@@ -31,9 +30,8 @@ def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
         seed=split["seed"],
         tinystories_test=split["tinystories_test"],
         out_dir=args.summary.parent,
+        lineage=lineage.record("split", [args.corpus], params),
     )
-    summary["lineage"] = lineage.record("split", [args.corpus], params)
-    write_json(args.summary, summary)
     counts = {split: summary["splits"][split]["documents"] for split in ("train", "test")}
     print(f"wrote {args.summary.parent}: documents per split {counts}")
 
