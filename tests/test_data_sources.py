@@ -20,6 +20,7 @@ from picollm.data.sources import (
 )
 from picollm.data.synthetic import generate
 from picollm.data.tokenize import tokenize_documents
+from picollm.errors import UserError
 from picollm.tokenizer import EOT_ID, get_encoding
 
 SAMPLE = Path(__file__).parents[2] / "shared/data/tinystories/tinystories_sample.txt"
@@ -157,15 +158,15 @@ def test_local_folder_with_train_and_validation_files(tmp_path):
 
 
 def test_local_errors(tmp_path):
-    with pytest.raises(ValueError, match="does not exist"):
+    with pytest.raises(UserError, match="does not exist"):
         load_tinystories("local", local_path=tmp_path / "missing")
     with pytest.raises(ValueError, match="needs a local_path"):
         load_tinystories("local")
     (tmp_path / "notes.md").write_text("x")
-    with pytest.raises(ValueError, match="no file ending in"):
+    with pytest.raises(UserError, match="no file ending in"):
         load_tinystories("local", local_path=tmp_path)
     path = write_txt(tmp_path / "train.txt", STORIES)
-    with pytest.raises(ValueError, match="no validation file"):
+    with pytest.raises(UserError, match="no validation file.*max_validation_stories: 0"):
         load_tinystories("local", n_validation=1, local_path=path, cache_dir=tmp_path)
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"story": "no text field"}\n')
@@ -216,7 +217,7 @@ def test_the_shared_sample_round_trips(tmp_path):
     stories = loaded.documents[0].texts
     assert len(stories) == 2316
     assert stories[0].startswith("One day, a little girl named Lily found a needle in her room.")
-    tokenized = tokenize_documents(stories)
+    tokenized = tokenize_documents(stories, workers=2)
     encoding = get_encoding()
     for i, story in enumerate(stories):
         tokens = tokenized.document(i).tolist()

@@ -285,9 +285,11 @@ def _local_tinystories(
             continue
         split_files = [f for f in files if _local_split(f) == split]
         if not split_files:
-            raise ValueError(
+            raise InputFileError(
                 f"TinyStories local path {str(path)!r} has no {split} file (validation files "
-                f"have 'valid' in their name; all others are train)"
+                "have 'valid' in their name; all others are train). Add one, or hold out part "
+                "of train as the test set: data.tinystories.max_validation_stories: 0 and "
+                "split.tinystories_test: holdout in params.yaml"
             )
         texts = _first_stories(_local_stories(split_files, cache_dir), n)
         origin = {
@@ -308,10 +310,12 @@ def _local_files(path: Path) -> list[Path]:
             )
         return [path]
     if not path.is_dir():
-        raise ValueError(f"TinyStories local path {str(path)!r} does not exist")
+        raise InputFileError(
+            f"TinyStories local path {str(path)!r} does not exist (data.tinystories.path)"
+        )
     files = sorted(f for f in path.iterdir() if f.is_file() and f.suffix.lower() in LOCAL_BUILDERS)
     if not files:
-        raise ValueError(
+        raise InputFileError(
             f"TinyStories folder {str(path)!r} has no file ending in {sorted(LOCAL_BUILDERS)}"
         )
     return files
