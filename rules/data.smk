@@ -26,12 +26,12 @@ rule tokenize:
         **declared("tokenize"),
     log:
         "results/logs/data/tokenize.log",
-    threads: 2
+    threads: 4  # tokeniser processes; fewer when --cores or the machine allows fewer
     conda:
         CONDA_ENV
     shell:
         "picollm tokenize --params {params.file:q} --out {output.corpus:q}"
-        " --metadata {output.metadata:q} --log {log:q}"
+        " --metadata {output.metadata:q} --workers {threads} --log {log:q}"
 
 
 rule split:

@@ -2,7 +2,6 @@
 
 import json
 import math
-import random
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -13,7 +12,6 @@ from picollm.data.corpus import SCHEMA, build_corpus, corpus_metadata_path
 from picollm.data.loader import TokenStore
 from picollm.data.split import SPLIT_OUTPUTS, split_corpus
 from picollm.data.synthetic import generate
-from picollm.data.tokenize import tokenize_documents
 from picollm.files import sha256_file
 from picollm.tokenizer import EOT_ID, EOT_TOKEN, get_encoding
 
@@ -58,18 +56,6 @@ def expected_documents():
         docs = generate(name, spec["n_docs"], spec["seed"], spec.get("params"))
         rows += [(name, None, t, lp) for t, lp in zip(docs.texts, docs.logprobs, strict=True)]
     return rows
-
-
-def test_tokenize_matches_encode_ordinary_per_document():
-    rng = random.Random(0)
-    pieces = ["Hello", " world", "  ", "\n", "é", "🙂", "<|endoftext|>", "123", " 4", "\t"]
-    texts = ["".join(rng.choice(pieces) for _ in range(rng.randrange(0, 12))) for _ in range(300)]
-    encoding = get_encoding()
-    expected = [[*encoding.encode_ordinary(text), EOT_ID] for text in texts]
-    for threads, chunk_chars in ((1, 1 << 18), (2, 7), (3, 50)):
-        tokenized = tokenize_documents(texts, num_threads=threads, chunk_chars=chunk_chars)
-        assert [tokenized.document(i).tolist() for i in range(len(texts))] == expected
-        assert tokenized.tokens.dtype == np.uint16 and tokenized.offsets[0] == 0
 
 
 def test_corpus_rows_decode_to_the_documents(corpus):

@@ -107,6 +107,15 @@ def test_second_run_has_nothing_to_do(built):
     assert planned_rules(built) == []
 
 
+def test_tokeniser_processes_follow_the_cores_without_causing_reruns(built):
+    for cores in ("1", "3"):
+        assert planned_rules(built, "--cores", cores) == []
+    plan = run(built, "snakemake", "-n", "--cores", "3", "--forcerun", "tokenize").stdout
+    assert "--workers 3 " in plan
+    plan = run(built, "snakemake", "-n", "--cores", "8", "--forcerun", "tokenize").stdout
+    assert "--workers 4 " in plan  # the rule's threads
+
+
 def test_a_figure_param_reruns_only_the_figure(built, tmp_path):
     params = yaml.safe_load((built / "params.yaml").read_text())
     params["figures"]["dpi"] = 60

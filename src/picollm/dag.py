@@ -16,6 +16,10 @@ from typing import Any
 CODE_INPUT = "code"
 """Rules name the source files a stage runs ``code``; every other input is data."""
 
+ANY_THREADS = 1024
+"""Cores to build the DAG with: more than any rule asks for, so ``{threads}`` in a command is the
+rule's own ``threads`` whatever machine exports the DAG (``snakemake --cores N`` caps it at N)."""
+
 
 @dataclass(frozen=True)
 class Job:
@@ -73,7 +77,7 @@ def snakemake_jobs(snakefile: Path | str) -> list[Job]:
     snakefile = Path(snakefile).resolve()
     with _quiet(), SnakemakeApi(OutputSettings(quiet={"all"})) as api:
         workflow_api = api.workflow(
-            resource_settings=ResourceSettings(cores=1),
+            resource_settings=ResourceSettings(cores=ANY_THREADS),
             config_settings=ConfigSettings(),
             snakefile=snakefile,
             workdir=snakefile.parent,

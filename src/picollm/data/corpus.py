@@ -45,7 +45,7 @@ from picollm.data.sources import (
     load_tinystories,
 )
 from picollm.data.synthetic import generate
-from picollm.data.tokenize import TokenizedDocuments, tokenize_documents
+from picollm.data.tokenize import TokenizedDocuments, TokenizerPool, tokenize_documents
 from picollm.files import atomic_path, sha256_file, write_json
 from picollm.tokenizer import ENCODING_NAME, EOT_ID, EOT_TOKEN
 
@@ -78,7 +78,7 @@ def build_corpus(
     input_files: Sequence[str | Path] = (),
     document_mode: str = "line",
     generated: Mapping[str, Mapping[str, Any]] | None = None,
-    num_threads: int = 1,
+    workers: int = 1,
     max_line_chars: int = MAX_LINE_CHARS,
 ) -> dict[str, Any]:
     """Gather documents from every source, tokenise them and write the corpus; return its JSON.
@@ -88,8 +88,10 @@ def build_corpus(
     ``cache_dir``), or None for no TinyStories. ``input_files``: text files, one source each named
     by the file name, read with ``document_mode`` (``line``/``block``). ``generated``: source
     name -> ``{"n_docs": int, "seed": int, "generator": str (default: the source name),
-    "params": {...}}``. Input files and generator settings are all checked before TinyStories is
-    loaded and before anything is tokenised.
+    "params": {...}}``. ``workers``: tokeniser processes (a
+    :class:`~picollm.data.tokenize.TokenizerPool`, started before any source is read). Input
+    files and generator settings are all checked before TinyStories is loaded and before anything
+    is tokenised.
     """
     _check_keys("tinystories", tinystories or {}, TINYSTORIES_KEYS)
     generated = dict(generated or {})
@@ -102,26 +104,28 @@ def build_corpus(
     if duplicates:
         raise ValueError(f"source names must be unique; repeated: {duplicates}")
 
-    documents = [input_file_documents(p, document_mode, max_line_chars) for p in input_files]
-    documents += [_generated_documents(name, spec) for name, spec in generated.items()]
-    tinystories_used = None
-    if tinystories is not None:
-        loaded = load_tinystories(**tinystories)
-        documents = loaded.documents + documents
-        tinystories_used = loaded.used
-    return write_corpus_parquet(out_path, documents, num_threads, tinystories_used)
+    with TokenizerPool(workers) as tokenizer:  # before the sources fill this process's memory
+        documents = [input_file_documents(p, document_mode, max_line_chars) for p in input_files]
+        documents += [_generated_documents(name, spec) for name, spec in generated.items()]
+        tinystories_used = None
+        if tinystories is not None:
+            loaded = load_tinystories(**tinystories)
+            documents = loaded.documents + documents
+            tinystories_used = loaded.used
+        return write_corpus_parquet(out_path, documents, tokenizer, tinystories_used)
 
 
 def write_corpus_parquet(
     out_path: str | Path,
     documents: Sequence[Documents],
-    num_threads: int = 1,
+    tokenizer: TokenizerPool | None = None,
     tinystories_used: str | None = None,
 ) -> dict[str, Any]:
-    """Tokenise ``documents`` and write the corpus Parquet and its JSON, atomically."""
+    """Tokenise ``documents`` (with ``tokenizer``, else in this process alone) and write the
+    corpus Parquet and its JSON, atomically."""
     out_path = Path(out_path)
     texts = [text for docs in documents for text in docs.texts]
-    tokenized = tokenize_documents(texts, num_threads=num_threads)
+    tokenized = tokenize_documents(texts) if tokenizer is None else tokenizer.tokenize(texts)
     n_tokens = np.diff(tokenized.offsets)
     sources = [docs.source for docs in documents for _ in docs.texts]
     splits = [docs.split for docs in documents for _ in docs.texts]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,16 +14,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="the corpus Parquet to write")
     parser.add_argument("--metadata", type=Path, required=True, help="its JSON description")
     parser.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="tokeniser threads (default 1: tiktoken's threads did not help here; see benchmarks)",
+        "--workers",
+        type=_positive_int,
+        default=None,
+        help="tokeniser processes, at most the CPUs this process may use (default: all of them)",
     )
 
 
 def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
+    # `datasets` imports torch when it can (1-2 s), only to share an epoch counter with DataLoader
+    # workers; this stage has no use for torch, and its tokeniser processes fork faster without it.
+    os.environ.setdefault("USE_TORCH", "0")
     from picollm import lineage
     from picollm.data.corpus import build_corpus, corpus_metadata_path
+    from picollm.data.tokenize import usable_cpus
     from picollm.errors import UserError
     from picollm.files import write_json
 
@@ -35,12 +40,19 @@ def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
         input_files=data["input_files"],
         document_mode=data["document_mode"],
         generated=data["generated"],
-        num_threads=args.threads,
+        workers=min(args.workers or usable_cpus(), usable_cpus()),
     )
     inputs = [*data["input_files"], *_local_files(data)]
     summary["lineage"] = lineage.record("tokenize", inputs, params, outputs=[str(args.out)])
     write_json(args.metadata, summary)
     print(f"wrote {args.out}: {summary['documents']} documents, {summary['tokens']} tokens")
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
+    return number
 
 
 def _local_files(data: dict[str, Any]) -> list[str]:
