@@ -1,79 +1,38 @@
-"""Speed of the data side on CPU, measured against references run in the same process.
+"""Speed of the training data loader on CPU, measured against a training step in the same process.
 
-1. Tokenising stories: ``tokenize_documents`` (documents joined into ~256 KiB chunks, each
-   encoded to a NumPy array, cut into one token array per document) vs one single-threaded
-   ``encode_ordinary`` over the same text. Target: >= 1.5x. Also shown: the chunks on two
-   threads, one chunk per story, and tiktoken's ``encode_ordinary_batch`` with one story per item
-   on two threads.
-2. Loader: ``BatchStream`` batches/s on a memory-mapped split (batch 16 x 128 tokens) vs training
-   steps/s of a small Transformer (embedding, 2 ``nn.TransformerEncoderLayer`` blocks with a
-   causal mask, d_model 128, unembedding to 50,257). Target: >= 10x.
+``BatchStream`` batches/s on a memory-mapped split (batch 16 x 128 tokens) in each loader mode vs
+training steps/s of a small Transformer (embedding, 2 ``nn.TransformerEncoderLayer`` blocks with a
+causal mask, d_model 128, unembedding to 50,257). Target: >= 10x.
 
 Text: the TinyStories sample in ``../shared`` when present, else story-grammar stories of about
 the same size. Timings alternate the variants (median of repeats) so shared load hits them alike.
 
-Run ``python benchmarks/bench_data.py`` (about a minute) or ``--quick`` (a smoke run, written to
-benchmarks/out/). Prints markdown tables and writes them to benchmarks/results/bench_data.md.
+Run ``python benchmarks/bench_loader.py`` (about a minute) or ``--quick`` (a smoke run, written to
+benchmarks/out/). Prints a markdown table and writes it to benchmarks/results/bench_loader.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import tempfile
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from common import interleaved_seconds, machine, markdown_table  # benchmarks/common.py
+from stories import benchmark_stories  # benchmarks/stories.py
 from torch import nn
 
 from picollm.data.corpus import write_corpus_parquet
 from picollm.data.loader import MODES, BatchStream, TokenStore
-from picollm.data.sources import Documents, load_tinystories
+from picollm.data.sources import Documents
 from picollm.data.split import split_corpus
-from picollm.data.synthetic import generate
-from picollm.data.tokenize import tokenize_documents
-from picollm.tokenizer import VOCAB_SIZE, get_encoding
+from picollm.tokenizer import VOCAB_SIZE
 
-SAMPLE = Path(__file__).parents[2] / "shared/data/tinystories/tinystories_sample.txt"
-RESULTS = Path(__file__).parent / "results" / "bench_data.md"
-QUICK_RESULTS = Path(__file__).parent / "out" / "bench_data.md"
+RESULTS = Path(__file__).parent / "results" / "bench_loader.md"
+QUICK_RESULTS = Path(__file__).parent / "out" / "bench_loader.md"
 BLOCK_SIZE, BATCH_SIZE, D_MODEL = 128, 16, 128
-
-
-def stories(cache_dir: Path) -> tuple[list[str], str]:
-    if SAMPLE.is_file():
-        with warnings.catch_warnings():  # the sample's cut-off last story is dropped, as expected
-            warnings.simplefilter("ignore", RuntimeWarning)
-            loaded = load_tinystories("local", n_train=None, local_path=SAMPLE, cache_dir=cache_dir)
-        return loaded.documents[0].texts, f"TinyStories sample ({SAMPLE.name})"
-    return generate("story_grammar", 5_000, seed=0).texts, "5,000 story-grammar stories"
-
-
-def tokenizer_rows(texts: list[str], repeats: int) -> list[list[str]]:
-    encoding = get_encoding()
-    joined = "\n".join(texts)
-    megabytes = len(joined.encode()) / 1e6
-    runs = {
-        "one encode_ordinary over the text (reference)": lambda: encoding.encode_ordinary(joined),
-        "tokenize_documents, 1 thread (default)": lambda: tokenize_documents(texts, 1),
-        "tokenize_documents, 2 threads": lambda: tokenize_documents(texts, 2),
-        "tokenize_documents, 1 thread, one story per chunk": lambda: tokenize_documents(
-            texts, 1, chunk_chars=1
-        ),
-        "encode_ordinary_batch, one story per item, 2 threads": lambda: (
-            encoding.encode_ordinary_batch(texts, num_threads=2)
-        ),
-    }
-    seconds = interleaved_seconds(runs, repeats)
-    reference = seconds["one encode_ordinary over the text (reference)"]
-    rows = []
-    for name, s in seconds.items():
-        target = " (target >= 1.5x)" if "(default)" in name else ""
-        rows.append([name, f"{megabytes / s:.1f}", f"{reference / s:.2f}x{target}"])
-    return rows
 
 
 class TinyTransformer(nn.Module):
@@ -133,25 +92,21 @@ def main() -> None:
     repeats, n_batches = (2, 50) if args.quick else (7, 500)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        texts, text_name = stories(tmp / "hf")
-        token_rows = tokenizer_rows(texts, repeats)
+        texts, text_name = benchmark_stories(tmp / "hf")
         write_corpus_parquet(tmp / "corpus.parquet", [Documents("tinystories", texts, "train")])
         split_corpus(tmp / "corpus.parquet", 0.0, 0, "holdout", tmp / "split")
         store = TokenStore.open(tmp / "split", "train")
-        batch_rows = loader_rows(store, repeats, n_batches)
-    megabytes = sum(len(t.encode()) for t in texts) / 1e6
+        rows = loader_rows(store, repeats, n_batches)
     report = "\n\n".join(
         [
-            "# bench_data" + (" (--quick)" if args.quick else ""),
+            "# bench_loader" + (" (--quick)" if args.quick else ""),
             f"Machine: {machine()}. Other jobs share this machine, so absolute numbers vary; "
             "the ratios come from interleaved runs in one process.",
-            f"## Tokenising {text_name}: {len(texts):,} stories, {megabytes:.2f} MB, "
+            f"## Loader vs a training step: {text_name}, memory-mapped split of "
+            f"{store.n_tokens:,} tokens, batch {BATCH_SIZE} x {BLOCK_SIZE}, Transformer d_model "
+            f"{D_MODEL}, 2 layers, vocabulary {VOCAB_SIZE:,}; {n_batches} batches per timing, "
             f"median of {repeats}",
-            markdown_table(["tokeniser", "MB/s", "vs reference"], token_rows),
-            f"## Loader vs a training step: memory-mapped split of {store.n_tokens:,} tokens, "
-            f"batch {BATCH_SIZE} x {BLOCK_SIZE}, Transformer d_model {D_MODEL}, 2 layers, "
-            f"vocabulary {VOCAB_SIZE:,}; {n_batches} batches per timing, median of {repeats}",
-            markdown_table(["", "per second", "vs training step"], batch_rows),
+            markdown_table(["", "per second", "vs training step"], rows),
         ]
     )
     print(report)

@@ -9,8 +9,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
-
 
 def cpu_model() -> str:
     """The CPU's model name from /proc/cpuinfo (else what ``platform`` knows)."""
@@ -28,6 +26,8 @@ def load_average() -> str:
 
 def machine() -> str:
     """One line for a results file: CPU, cores, torch version and threads, current load."""
+    import torch  # here, so that a script can time code that runs without torch
+
     return (
         f"{cpu_model()}; {os.cpu_count()} cores; torch {torch.__version__}; "
         f"{torch.get_num_threads()} torch threads; Python {platform.python_version()}; "
