@@ -145,6 +145,7 @@ def test_the_tokenize_stage_reads_tinystories_without_importing_torch(tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text(
         "data:\n"
+        "  input_files: []\n"
         "  tinystories_weight: 1.0\n"
         f"  tinystories: {{source: local, path: {json.dumps(str(stories))}, "
         "max_validation_stories: 0}\n"
@@ -159,7 +160,11 @@ def test_the_tokenize_stage_reads_tinystories_without_importing_torch(tmp_path):
     )
     environment = {k: v for k, v in os.environ.items() if k != "USE_TORCH"}
     result = subprocess.run(
-        [sys.executable, "-c", script], env=environment, capture_output=True, text=True
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
     assert json.loads((tmp_path / "c.json").read_text())["tinystories_source"] == "local"
