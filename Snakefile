@@ -21,6 +21,7 @@ include: "rules/train.smk"
 include: "rules/sweep.smk"
 include: "rules/sample.smk"
 include: "rules/attention.smk"
+include: "rules/interpret.smk"
 include: "rules/figures.smk"
 
 

@@ -33,11 +33,13 @@ ATTENTION_RUNS = [  # the base model and the study's runs that swap its attentio
         for index in range(len(SWEEP["values"].get("attention", [])))
     ),
 ] if "attention" in SWEEP["values"] else []
+INTERPRETED = PARAMS["interpretability"]["model"]  # the model the study reads, or None
 FIGURES = [
     f"results/figures/{name}.png"
     for name in ("overfit_gap", "loss_curves", "diversity_vs_p", "attention_scaling")
     + (("hyperparams",) if SWEEP_RUNS else ())
     + (("attention_quality",) if ATTENTION_RUNS else ())
+    + (("attention_maps", "sae_features") if INTERPRETED else ())
 ]
 
 

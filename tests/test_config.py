@@ -172,3 +172,25 @@ def test_sweep_cross_checks(sweep, words):
         validate_params(params)
     for word in words:
         assert word in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("study", "words"),
+    [
+        ({"model": "absent"}, ["interpretability.model", "'absent'", "lstm", "null"]),
+        ({"model": "lstm"}, ["interpretability.model", "'lstm'", "transformer with softmax"]),
+        ({"model": "g"}, ["interpretability.model", "'g'", "softmax attention"]),
+        ({"model": "t", "layer": 3}, ["interpretability.layer = 3", "3 blocks", "[-3, 2]"]),
+        ({"model": "t", "layer": -4}, ["interpretability.layer = -4", "[-3, 2]"]),
+    ],
+)
+def test_interpretability_cross_checks(study, words):
+    params = with_change("interpretability", study)
+    params["models"]["t"] = {"type": "transformer", "n_blocks": 3}
+    params["models"]["g"] = {"type": "transformer", "attention": "gla"}
+    with pytest.raises(ConfigError) as caught:
+        validate_params(params)
+    for word in words:
+        assert word in str(caught.value)
+    params["interpretability"] = {"model": "t", "layer": -3}
+    assert validate_params(params)["interpretability"]["layer"] == -3

@@ -221,6 +221,36 @@ def test_killed_training_resumes_when_the_same_command_is_rerun(tmp_path):
     assert not list(checkpoints.glob("*/checkpoint.pt")), "finished runs clean up checkpoints"
 
 
+def test_the_interpretability_study_draws_attention_maps_and_sae_features(tmp_path):
+    params = copy.deepcopy(TINY)
+    params["models"]["transformer"] = {"type": "transformer", "d_model": 16, "n_heads": 2}
+    params["interpretability"] = {
+        "model": "transformer",
+        "prompt": "0 1 2 3",
+        "tokens": 512,
+        "expansion": 2,
+        "steps": 30,
+        "batch_size": 64,
+        "features_shown": 3,
+        "examples_per_feature": 2,
+    }
+    project = make_project(tmp_path, params)
+    figures = ["results/figures/attention_maps.png", "results/figures/sae_features.png"]
+    assert {"interpret", "attention_maps", "sae_features"} <= set(planned_rules(project))
+    run(project, "snakemake", *figures)
+    for figure in figures:
+        assert (project / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    features = json.loads((project / "results/interpret/transformer/features.json").read_text())
+    assert features["n_features"] == 32 and len(features["feature_density"]) == 32
+    assert features["lineage"]["params"]["interpretability"]["steps"] == 30
+    assert (
+        "| feature | density |"
+        in (project / "results/interpret/transformer/features.md").read_text()
+    )
+    attention = json.loads((project / "results/interpret/transformer/attention.json").read_text())
+    assert len(attention["maps"]) == 2 and len(attention["tokens"]) == 4
+
+
 def test_snakemake_report_holds_every_figure_and_the_samples(built):
     run(built, "snakemake", "--report", "results/report.html")
     report = (built / "results/report.html").read_text(errors="replace")

@@ -150,7 +150,33 @@ def _cross_checks(params: Mapping[str, Any]) -> list[str]:
                 f"sweep.values.position: rope only applies to softmax attention, and "
                 f"models.{sweep['model']}.attention is {attention!r}"
             )
-    return problems
+    return problems + _interpretability_checks(params)
+
+
+def _interpretability_checks(params: Mapping[str, Any]) -> list[str]:
+    """The studied model must be a Transformer with softmax attention (the maps are its
+    attention weights), and the SAE's layer one of its blocks."""
+    study = params["interpretability"]
+    if study["model"] is None:
+        return []
+    entry = params["models"].get(study["model"])
+    if entry is None:
+        return [
+            f"interpretability.model = {study['model']!r}: must name an entry under models "
+            f"({sorted(params['models'])}), or be null for no study"
+        ]
+    if entry.get("type") != "transformer" or entry.get("attention", "softmax") != "softmax":
+        return [
+            f"interpretability.model = {study['model']!r}: must be a transformer with softmax "
+            "attention (the attention maps are its attention weights)"
+        ]
+    n_blocks = entry["n_blocks"]  # filled from the schema's default when absent
+    if not -n_blocks <= study["layer"] < n_blocks:
+        return [
+            f"interpretability.layer = {study['layer']}: models.{study['model']} has {n_blocks} "
+            f"blocks, so the layer must be in [{-n_blocks}, {n_blocks - 1}]"
+        ]
+    return []
 
 
 def _resolve(node: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -31,6 +31,7 @@ STAGE_MODULES: dict[str, str] = {
     "sweep": "sweep",
     "sample": "sample",
     "attention-scaling": "attention_scaling",
+    "interpret": "interpret",
     "figure": "figure",
 }
 

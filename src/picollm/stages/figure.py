@@ -15,6 +15,8 @@ FIGURES = (
     "hyperparams",
     "attention_scaling",
     "attention_quality",
+    "attention_maps",
+    "sae_features",
 )
 
 
@@ -26,7 +28,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=[],
         help="result files, one per model: curve.tsv (overfit_gap, loss_curves, hyperparams) "
-        "or the p sweep's summary JSON (diversity_vs_p)",
+        "or the p sweep's summary JSON (diversity_vs_p); the interpret stage's attention JSON "
+        "(attention_maps) or features JSON (sae_features)",
     )
     parser.add_argument(
         "--split", type=Path, help="split.json, for the entropy floor (loss_curves)"
@@ -54,6 +57,8 @@ def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
         "hyperparams": _hyperparams,
         "attention_scaling": _attention_scaling,
         "attention_quality": _attention_quality,
+        "attention_maps": _interpretation,
+        "sae_features": _interpretation,
     }[args.kind]
     draw(args, params["figures"]["dpi"])
     inputs = [*args.inputs, *([args.split] if args.split else []), *args.sweep]
@@ -146,6 +151,18 @@ def _attention_quality(args: argparse.Namespace, dpi: int) -> None:
     if len(curves) < 2:
         raise UserError("attention_quality needs sweep.values.attention in params.yaml")
     attention_quality.draw(curves, parameters, args.out, dpi=dpi)
+
+
+def _interpretation(args: argparse.Namespace, dpi: int) -> None:
+    """attention_maps or sae_features, each from its one JSON of the interpret stage."""
+    from picollm.errors import UserError
+    from picollm.figures import attention_maps, sae_features
+    from picollm.files import read_json
+
+    if len(args.inputs) != 1:
+        raise UserError(f"{args.kind} needs --inputs with the one JSON of the interpret stage")
+    module = attention_maps if args.kind == "attention_maps" else sae_features
+    module.draw(read_json(args.inputs[0]), args.out, dpi=dpi)
 
 
 def _diversity_vs_p(args: argparse.Namespace, dpi: int) -> None:

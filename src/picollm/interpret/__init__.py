@@ -1,0 +1,1 @@
+"""Interpretability: attention maps and sparse-autoencoder features of trained models."""
