@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from common import interleaved_seconds, machine, markdown_table  # benchmarks/common.py
+from common import interleaved_seconds, machine, markdown_table, write_report
 from stories import benchmark_stories  # benchmarks/stories.py
 from torch import nn
 
@@ -30,8 +30,6 @@ from picollm.data.sources import Documents
 from picollm.data.split import split_corpus
 from picollm.tokenizer import VOCAB_SIZE
 
-RESULTS = Path(__file__).parent / "results" / "bench_loader.md"
-QUICK_RESULTS = Path(__file__).parent / "out" / "bench_loader.md"
 BLOCK_SIZE, BATCH_SIZE, D_MODEL = 128, 16, 128
 
 
@@ -109,11 +107,7 @@ def main() -> None:
             markdown_table(["", "per second", "vs training step"], rows),
         ]
     )
-    print(report)
-    out = QUICK_RESULTS if args.quick else RESULTS
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(report + "\n")
-    print(f"\nwritten to {out}")
+    write_report("bench_loader", report, args.quick)
 
 
 if __name__ == "__main__":

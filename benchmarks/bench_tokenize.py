@@ -31,15 +31,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from common import cpu_model, interleaved_seconds, load_average, markdown_table
+from common import cpu_model, interleaved_seconds, load_average, markdown_table, write_report
 from stories import benchmark_stories  # benchmarks/stories.py
 
 from picollm.data.tokenize import TokenizerPool, tokenize_documents, usable_cpus
 from picollm.tokenizer import get_encoding
 
 os.environ.setdefault("USE_TORCH", "0")  # as `picollm tokenize` does: `datasets` then skips torch
-RESULTS = Path(__file__).parent / "results" / "bench_tokenize.md"
-QUICK_RESULTS = Path(__file__).parent / "out" / "bench_tokenize.md"
 REFERENCE = "one encode_ordinary over the text (reference)"
 TARGET = "TokenizerPool(2).tokenize: this process + 1 forked helper"
 
@@ -107,11 +105,7 @@ def main() -> None:
             f"{close_seconds * 1e3:.0f} ms.",
         ]
     )
-    print(report)
-    out = QUICK_RESULTS if args.quick else RESULTS
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(report + "\n")
-    print(f"\nwritten to {out}")
+    write_report("bench_tokenize", report, args.quick)
 
 
 if __name__ == "__main__":

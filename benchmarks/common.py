@@ -53,3 +53,13 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     """A Markdown table: the first column left-aligned, the others right-aligned."""
     lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def write_report(name: str, report: str, quick: bool) -> None:
+    """Print ``report`` and write it to ``results/<name>.md`` (``out/<name>.md``, which git
+    ignores, for a ``--quick`` smoke run)."""
+    print(report)
+    out = Path(__file__).parent / ("out" if quick else "results") / f"{name}.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(report + "\n")
+    print(f"\nwritten to {out}")
