@@ -10,6 +10,7 @@ import pytest
 from picollm.data import split as split_module
 from picollm.data.corpus import SCHEMA, build_corpus, corpus_metadata_path
 from picollm.data.loader import TokenStore
+from picollm.data.sources import InputFileError
 from picollm.data.split import SPLIT_OUTPUTS, split_corpus
 from picollm.data.synthetic import generate
 from picollm.files import sha256_file
@@ -248,3 +249,17 @@ def test_split_records_the_entropy_floor_only_when_every_document_has_one(tmp_pa
     build_corpus(mixed, input_files=[lines_file], generated=GENERATED)
     summary = split_corpus(mixed, 0.3, 0, "validation", tmp_path / "mixed")
     assert summary["splits"]["train"]["entropy_floor_nats_per_token"] is None
+
+
+def test_lineage_is_written_with_the_metadata_once_the_sources_are_read(tmp_path, lines_file):
+    def must_not_run():
+        raise AssertionError("lineage was asked for before the input files were checked")
+
+    with pytest.raises(InputFileError, match="missing.txt"):
+        build_corpus(
+            tmp_path / "x.parquet", input_files=[tmp_path / "missing.txt"], lineage=must_not_run
+        )
+    out = tmp_path / "c.parquet"
+    summary = build_corpus(out, input_files=[lines_file], lineage=lambda: {"stage": "tokenize"})
+    assert summary["lineage"] == {"stage": "tokenize"}
+    assert json.loads(corpus_metadata_path(out).read_text())["lineage"] == {"stage": "tokenize"}

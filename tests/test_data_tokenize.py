@@ -167,4 +167,6 @@ def test_the_tokenize_stage_reads_tinystories_without_importing_torch(tmp_path):
         text=True,
     )
     assert result.returncode == 0, result.stderr
-    assert json.loads((tmp_path / "c.json").read_text())["tinystories_source"] == "local"
+    corpus = json.loads((tmp_path / "c.json").read_text())
+    assert corpus["tinystories_source"] == "local"
+    assert list(corpus["lineage"]["inputs"]) == [str(stories)]  # the one write holds the lineage

@@ -29,7 +29,7 @@ import hashlib
 import inspect
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence, Set
+from collections.abc import Callable, Mapping, Sequence, Set
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +80,7 @@ def build_corpus(
     generated: Mapping[str, Mapping[str, Any]] | None = None,
     workers: int = 1,
     max_line_chars: int = MAX_LINE_CHARS,
+    lineage: Callable[[], Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Gather documents from every source, tokenise them and write the corpus; return its JSON.
 
@@ -89,9 +90,10 @@ def build_corpus(
     by the file name, read with ``document_mode`` (``line``/``block``). ``generated``: source
     name -> ``{"n_docs": int, "seed": int, "generator": str (default: the source name),
     "params": {...}}``. ``workers``: tokeniser processes (a
-    :class:`~picollm.data.tokenize.TokenizerPool`, started before any source is read). Input
-    files and generator settings are all checked before TinyStories is loaded and before anything
-    is tokenised.
+    :class:`~picollm.data.tokenize.TokenizerPool`, started before any source is read).
+    ``lineage``: called once every source has been read (so the files it hashes exist); its
+    record goes into the JSON (see ``picollm.lineage.record``). Input files and generator
+    settings are all checked before TinyStories is loaded and before anything is tokenised.
     """
     _check_keys("tinystories", tinystories or {}, TINYSTORIES_KEYS)
     generated = dict(generated or {})
@@ -112,7 +114,9 @@ def build_corpus(
             loaded = load_tinystories(**tinystories)
             documents = loaded.documents + documents
             tinystories_used = loaded.used
-        return write_corpus_parquet(out_path, documents, tokenizer, tinystories_used)
+        return write_corpus_parquet(
+            out_path, documents, tokenizer, tinystories_used, None if lineage is None else lineage()
+        )
 
 
 def write_corpus_parquet(
@@ -120,9 +124,10 @@ def write_corpus_parquet(
     documents: Sequence[Documents],
     tokenizer: TokenizerPool | None = None,
     tinystories_used: str | None = None,
+    lineage: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Tokenise ``documents`` (with ``tokenizer``, else in this process alone) and write the
-    corpus Parquet and its JSON, atomically."""
+    corpus Parquet and its JSON (with ``lineage`` as is, when given), atomically."""
     out_path = Path(out_path)
     texts = [text for docs in documents for text in docs.texts]
     tokenized = tokenize_documents(texts) if tokenizer is None else tokenizer.tokenize(texts)
@@ -157,6 +162,8 @@ def write_corpus_parquet(
         "tinystories_source": tinystories_used,
         "sources": _source_summaries(documents, n_tokens),
     }
+    if lineage is not None:
+        metadata["lineage"] = dict(lineage)
     write_json(corpus_metadata_path(out_path), metadata)
     return metadata
 

@@ -29,11 +29,11 @@ def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
     from picollm.data.corpus import build_corpus, corpus_metadata_path
     from picollm.data.tokenize import usable_cpus
     from picollm.errors import UserError
-    from picollm.files import write_json
 
     if corpus_metadata_path(args.out) != args.metadata:
         raise UserError(f"--metadata must be {corpus_metadata_path(args.out)} (beside --out)")
     data = params["data"]
+    inputs = [*data["input_files"], *_local_files(data)]
     summary = build_corpus(
         args.out,
         tinystories=_tinystories(data) if data["tinystories_weight"] > 0 else None,
@@ -41,10 +41,8 @@ def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
         document_mode=data["document_mode"],
         generated=data["generated"],
         workers=min(args.workers or usable_cpus(), usable_cpus()),
+        lineage=lambda: lineage.record("tokenize", inputs, params, outputs=[str(args.out)]),
     )
-    inputs = [*data["input_files"], *_local_files(data)]
-    summary["lineage"] = lineage.record("tokenize", inputs, params, outputs=[str(args.out)])
-    write_json(args.metadata, summary)
     print(f"wrote {args.out}: {summary['documents']} documents, {summary['tokens']} tokens")
 
 
