@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from matplotlib.ticker import EngFormatter, LogLocator
 
 from picollm.figures.style import plt, save
 from picollm.figures.sweeps import DATA_FRACTION, is_training_key, series
@@ -114,6 +115,9 @@ def _ladder_panel(ax: plt.Axes, label: str, points: list) -> None:
         ax.annotate(text, (x, gap), textcoords="offset points", xytext=(4, 4), fontsize=7)
     ax.axhline(0, color="grey", linewidth=0.8)
     ax.set_xscale("log")
+    ax.xaxis.set_minor_locator(LogLocator(subs=(2, 5)))  # 1, 2, 5 per decade: labels never collide
+    for formatter in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):
+        formatter(EngFormatter(places=0))  # 200k, 5M
     ax.set_xlabel(f"{label} (log scale)")
     ax.set_ylabel("final gap: test - train (nats/token)")
     ax.set_title(f"Overfitting against {label}")
