@@ -313,3 +313,22 @@ def test_loss_oracle_sanity():
     """The oracle itself: uniform logits give log(V) per token."""
     logits = torch.zeros(1, 4, 9)
     assert naive_mean_loss(logits, torch.tensor([[0, 1, 2, 3]])) == pytest.approx(math.log(9))
+
+
+def test_history_without_clock_drops_only_the_clock_fields():
+    from picollm.training.history import EvalRecord, StepRecord, TrainingHistory
+
+    def history(loss: float, tokens_per_s: float) -> TrainingHistory:
+        step = StepRecord(1, 32, 0.1, loss, 2.0, tokens_per_s=tokens_per_s, elapsed_s=tokens_per_s)
+        return TrainingHistory([step], [EvalRecord(1, 32, {"test": loss})])
+
+    assert history(3.0, 100.0).without_clock() == history(3.0, 999.0).without_clock()
+    assert history(3.0, 100.0).without_clock() != history(3.5, 100.0).without_clock()
+    assert set(history(3.0, 1.0).without_clock()["steps"][0]) == {
+        "step",
+        "tokens_seen",
+        "lr",
+        "train_loss",
+        "grad_norm",
+    }
+    assert history(3.0, 1.0).to_dict()["steps"][0]["elapsed_s"] == 1.0  # to_dict keeps them

@@ -19,6 +19,10 @@ class StepRecord:
     elapsed_s: float  # wall time since the run began, across resumptions
 
 
+CLOCK_FIELDS = ("tokens_per_s", "elapsed_s")
+"""``StepRecord`` fields read from the clock: they differ between otherwise identical runs."""
+
+
 @dataclass(frozen=True)
 class EvalRecord:
     """Mean loss per split on the fixed evaluation batches after ``step`` updates."""
@@ -38,6 +42,15 @@ class TrainingHistory:
             "steps": [asdict(r) for r in self.steps],
             "evals": [asdict(r) for r in self.evals],
         }
+
+    def without_clock(self) -> dict[str, list[dict[str, Any]]]:
+        """``to_dict`` without the ``CLOCK_FIELDS``: what the same params, data and number of
+        threads reproduce bit for bit, on CPU."""
+        data = self.to_dict()
+        for row in data["steps"]:
+            for name in CLOCK_FIELDS:
+                del row[name]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, list[dict[str, Any]]]) -> TrainingHistory:
