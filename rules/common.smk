@@ -43,6 +43,19 @@ FIGURES = [
 ]
 
 
+def interpreted(record):
+    """The interpret stage's ``record`` file of `interpretability.model`, for its figures."""
+
+    def path(wildcards):
+        if INTERPRETED is None:
+            raise WorkflowError(
+                "this figure needs interpretability.model in params.yaml (a softmax Transformer)"
+            )
+        return f"results/interpret/{INTERPRETED}/{record}"
+
+    return path
+
+
 def declared(stage):
     """The params a stage reads: its dotted keys and their values (both rerun triggers)."""
     return {"param_keys": stage_keys(stage), "param_values": stage_params(stage, PARAMS)}

@@ -34,7 +34,7 @@ rule interpret:
 
 rule attention_maps:
     input:
-        record=f"results/interpret/{INTERPRETED}/attention.json",
+        record=interpreted("attention.json"),
         code=stage_code("figure"),
     output:
         png=report(
@@ -57,7 +57,7 @@ rule attention_maps:
 
 rule sae_features:
     input:
-        record=f"results/interpret/{INTERPRETED}/features.json",
+        record=interpreted("features.json"),
         code=stage_code("figure"),
     output:
         png=report(

@@ -59,6 +59,15 @@ def load_stage(name: str) -> Stage:
     return module.STAGE
 
 
+def add_trained_model_options(parser: argparse.ArgumentParser) -> None:
+    """``--model``, ``--weights`` and ``--run``: a trained model for a stage that reads one."""
+    parser.add_argument("--model", required=True, help="the model's name under `models`")
+    parser.add_argument("--weights", type=Path, required=True, help="its weights.safetensors")
+    parser.add_argument(
+        "--run", type=Path, required=True, help="its training run.json (holds the architecture)"
+    )
+
+
 def execute(stage: Stage, args: argparse.Namespace) -> None:
     """Validate the whole params file, prune it to the stage's keys, and run the stage
     (with all its output, Python's and native libraries' alike, sent to ``args.log`` if set)."""

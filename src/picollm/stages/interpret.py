@@ -15,15 +15,13 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from picollm.stages import Stage
+from picollm.stages import Stage, add_trained_model_options
 
 HISTORY_POINTS = 200  # training-curve points kept in features.json
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="the model's name under `models`")
-    parser.add_argument("--weights", type=Path, required=True, help="its weights.safetensors")
-    parser.add_argument("--run", type=Path, required=True, help="its training run.json")
+    add_trained_model_options(parser)
     parser.add_argument("--split", type=Path, required=True, help="split.json of the data split")
     parser.add_argument("--attention", type=Path, required=True, help="attention maps (JSON)")
     parser.add_argument("--sae", type=Path, required=True, help="the SAE's weights.safetensors")
@@ -35,21 +33,19 @@ def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
     from picollm import lineage
     from picollm.data.loader import TokenStore
     from picollm.errors import UserError
-    from picollm.files import read_json, write_json, write_text
+    from picollm.files import write_json, write_text
     from picollm.interpret.activations import residual_stream
     from picollm.interpret.attention import attention_maps_record
     from picollm.interpret.features import feature_examples, spread_by_density
     from picollm.interpret.sae import SAETrainConfig, evaluate_sae, save_sae, train_sae
-    from picollm.models import build
+    from picollm.models.transformer import TransformerLanguageModel
     from picollm.tokenizer import get_encoding
-    from picollm.training import load_model_weights
+    from picollm.training import load_trained_model
 
     study = params["interpretability"]
-    architecture = read_json(args.run)["architecture"]
-    if architecture.get("type") != "transformer":
+    model = load_trained_model(args.weights, args.run)
+    if not isinstance(model, TransformerLanguageModel):
         raise UserError(f"interpretability.model: {args.model} is not a transformer ({args.run})")
-    model = build(architecture)
-    load_model_weights(args.weights, model)
     encoding = get_encoding()
 
     prompt = encoding.encode_ordinary(study["prompt"])

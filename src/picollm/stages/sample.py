@@ -14,20 +14,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from picollm.stages import Stage
+from picollm.stages import Stage, add_trained_model_options
 
 GREEDY = "greedy"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="the model's name under `models`")
-    parser.add_argument("--weights", type=Path, required=True, help="its weights.safetensors")
-    parser.add_argument(
-        "--run",
-        type=Path,
-        required=True,
-        help="its training run.json (holds the architecture)",
-    )
+    add_trained_model_options(parser)
     parser.add_argument("--samples", type=Path, help="JSONL file for the samples")
     parser.add_argument("--summary", type=Path, help="JSON file for diversity per p")
     parser.add_argument(
@@ -52,12 +45,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
     from picollm import lineage
     from picollm.errors import UserError
-    from picollm.files import atomic_path, read_json, write_json
+    from picollm.files import atomic_path, write_json
     from picollm.generation import generate
-    from picollm.models import build
     from picollm.text_metrics import diversity_summary
     from picollm.tokenizer import EOT_ID, get_encoding
-    from picollm.training import load_model_weights
+    from picollm.training import load_trained_model
 
     outputs = (args.samples, args.summary, args.table)
     if any(path is None for path in outputs) and any(path is not None for path in outputs):
@@ -69,8 +61,7 @@ def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
         if p != GREEDY and not 0 < p <= 1:
             raise UserError(f"top-p {p} is outside (0, 1]")
 
-    model = build(read_json(args.run)["architecture"])
-    load_model_weights(args.weights, model)
+    model = load_trained_model(args.weights, args.run)
     encoding = get_encoding()
     encoded = [encoding.encode_ordinary(prompt) for prompt in prompts]
     if not all(encoded):

@@ -22,6 +22,7 @@ _EXPORTS = {
     "read_checkpoint": "checkpoint",
     "save_model_weights": "weights",
     "load_model_weights": "weights",
+    "load_trained_model": "weights",
     "enable_cpu_huge_pages": "cpu_allocator",
 }
 

@@ -1,4 +1,5 @@
-"""Model weights alone, for sampling: save as safetensors, load from safetensors or a checkpoint."""
+"""Model weights alone, for sampling: save as safetensors, load from safetensors or a checkpoint,
+and rebuild a trained model from its run record."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 import safetensors.torch
 from torch import nn
 
+from picollm.files import read_json
+from picollm.models import LanguageModel, build
 from picollm.training.checkpoint import CheckpointError, read_checkpoint
 
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save files are zip archives
@@ -50,4 +53,12 @@ def load_model_weights(path: Path, model: nn.Module) -> nn.Module:
         raise
     except (RuntimeError, OSError, ValueError, safetensors.SafetensorError) as err:
         raise CheckpointError(f"{path}: cannot load these weights into the model: {err}") from None
+    return model
+
+
+def load_trained_model(weights: Path, run: Path) -> LanguageModel:
+    """The model a training run made: its architecture from ``run`` (run.json), its weights
+    from ``weights``."""
+    model = build(read_json(run)["architecture"])
+    load_model_weights(weights, model)
     return model
