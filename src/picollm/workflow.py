@@ -78,6 +78,10 @@ def _relative(path: Path, base: Path) -> str:
         return str(path)
 
 
+LAZY_EXPORTS = "_EXPORTS"
+"""The name of a lazily importing package's table of its names' submodules."""
+
+
 def _module_file(module: str) -> Path | None:
     """The file of a picollm module or package, or None if it is not one."""
     parts = module.split(".")
@@ -91,7 +95,9 @@ def _module_file(module: str) -> Path | None:
 
 
 def _imports(path: Path, module: str) -> set[str]:
-    """Modules named by the import statements of one file (absolute and relative)."""
+    """Modules named by the import statements of one file (absolute and relative). A name
+    imported from a package that loads its names lazily (PEP 562, see :func:`_lazy_exports`)
+    counts as an import of the submodule that defines it."""
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -104,8 +110,23 @@ def _imports(path: Path, module: str) -> set[str]:
             else:
                 base = node.module or ""
             found.add(base)
-            found.update(f"{base}.{alias.name}" for alias in node.names)
+            lazy = _lazy_exports(base)
+            found.update(f"{base}.{lazy.get(alias.name, alias.name)}" for alias in node.names)
     return found
+
+
+def _lazy_exports(package: str) -> dict[str, str]:
+    """Name -> submodule from the ``_EXPORTS`` table of a package's ``__init__.py`` (empty for a
+    package without one, or a plain module)."""
+    path = _module_file(package)
+    if path is None or path.name != "__init__.py":
+        return {}
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(target, ast.Name) and target.id == LAZY_EXPORTS for target in node.targets
+        ):
+            return ast.literal_eval(node.value)
+    return {}
 
 
 def _module_closure(root: str) -> set[Path]:
