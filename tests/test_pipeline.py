@@ -251,6 +251,13 @@ def test_the_interpretability_study_draws_attention_maps_and_sae_features(tmp_pa
     assert len(attention["maps"]) == 2 and len(attention["tokens"]) == 4
 
 
+def test_an_interpretability_figure_without_a_model_says_which_param_to_set(tmp_path):
+    project = make_project(tmp_path, TINY)  # interpretability.model: null
+    result = run(project, "snakemake", "-n", "results/figures/sae_features.png", check=False)
+    assert result.returncode != 0
+    assert "needs interpretability.model in params.yaml" in result.stdout + result.stderr
+
+
 def test_snakemake_report_holds_every_figure_and_the_samples(built):
     run(built, "snakemake", "--report", "results/report.html")
     report = (built / "results/report.html").read_text(errors="replace")
