@@ -5,6 +5,7 @@ rule interpret:
     input:
         weights=rules.train.output.weights,
         run=rules.train.output.run,
+        vocab=rules.train.output.vocab,
         split=SPLIT_OUTPUTS["summary"],
         train_tokens=SPLIT_OUTPUTS["train_tokens"],
         train_docs=SPLIT_OUTPUTS["train_docs"],

@@ -5,6 +5,7 @@ rule sample:
     input:
         weights=rules.train.output.weights,
         run=rules.train.output.run,
+        vocab=rules.train.output.vocab,
         code=stage_code("sample"),
     output:
         samples="results/samples/{model}.jsonl",

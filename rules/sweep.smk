@@ -4,6 +4,7 @@
 rule sweep:
     input:
         split=SPLIT_OUTPUTS["summary"],
+        vocab=SPLIT_OUTPUTS["vocab"],
         train_tokens=SPLIT_OUTPUTS["train_tokens"],
         test_tokens=SPLIT_OUTPUTS["test_tokens"],
         train_docs=SPLIT_OUTPUTS["train_docs"],
@@ -11,6 +12,7 @@ rule sweep:
         code=stage_code("sweep"),
     output:
         weights="results/sweeps/{model}/{key}/{index}/weights.safetensors",
+        vocab="results/sweeps/{model}/{key}/{index}/vocab.json",
         metrics="results/sweeps/{model}/{key}/{index}/metrics.json",
         run="results/sweeps/{model}/{key}/{index}/run.json",
         curve="results/sweeps/{model}/{key}/{index}/curve.tsv",

@@ -4,6 +4,7 @@
 rule train:
     input:
         split=SPLIT_OUTPUTS["summary"],
+        vocab=SPLIT_OUTPUTS["vocab"],
         train_tokens=SPLIT_OUTPUTS["train_tokens"],
         test_tokens=SPLIT_OUTPUTS["test_tokens"],
         train_docs=SPLIT_OUTPUTS["train_docs"],
@@ -11,6 +12,7 @@ rule train:
         code=stage_code("train"),
     output:
         weights="results/models/{model}/weights.safetensors",
+        vocab="results/models/{model}/vocab.json",
         metrics="results/models/{model}/metrics.json",
         run="results/models/{model}/run.json",
         curve="results/models/{model}/curve.tsv",

@@ -9,12 +9,15 @@ import warnings
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from picollm.data import corpus
+from picollm.data.excerpt import build_excerpt
 from picollm.data.sources import (
     HubUnavailableError,
     InputFileError,
+    excerpt_dir,
     load_tinystories,
     read_input_file,
 )
@@ -178,15 +181,44 @@ def test_local_errors(tmp_path):
         load_tinystories("hub", local_path=path)
 
 
-def test_auto_offline_falls_back_to_the_story_grammar(offline):
-    with pytest.warns(RuntimeWarning, match="falling back to stories generated"):
-        loaded = load_tinystories("auto", n_train=20, n_validation=5, seed=4)
+def test_auto_offline_falls_back_to_the_shipped_excerpt(offline, tmp_path):
+    with pytest.warns(RuntimeWarning, match="falling back to the excerpt shipped with picollm"):
+        loaded = load_tinystories("auto", n_train=20, n_validation=5, cache_dir=tmp_path)
+    assert loaded.used == "excerpt"
+    train, validation = loaded.documents
+    assert (train.source, train.split, validation.split) == ("tinystories", "train", "validation")
+    assert (len(train.texts), len(validation.texts)) == (20, 5)
+    assert train.texts == read_excerpt("train")[:20]
+    assert validation.texts == read_excerpt("validation")[:5]
+    assert train.logprobs is None  # real text: no known entropy
+    assert set(train.origin["files"]) == {"train.parquet", "validation.parquet"}
+
+
+def test_the_excerpt_is_small_real_text_with_its_licence():
+    folder = excerpt_dir()
+    stored = sum(f.stat().st_size for f in folder.iterdir())
+    assert stored <= 1 << 20  # at most 1 MiB as stored
+    assert "CDLA-Sharing-1.0" in (folder / "README.md").read_text()
+    assert "Community Data License Agreement - Sharing - Version 1.0" in (
+        folder / "LICENSE.txt"
+    ).read_text()
+    train, validation = read_excerpt("train"), read_excerpt("validation")
+    assert (len(train), len(validation)) == (2084, 232)
+    assert not set(train) & set(validation)
+    assert train[0].startswith("One day, a little girl named Lily found a needle in her room.")
+
+
+def test_generated_mode_is_the_story_grammar():
+    loaded = load_tinystories("generated", n_train=20, n_validation=5, seed=4)
     assert loaded.used == "generated"
     train, validation = loaded.documents
     expected = generate("story_grammar", 20, seed=4)
     assert train.texts == expected.texts and train.logprobs == expected.logprobs
-    assert (train.source, train.split, validation.split) == ("tinystories", "train", "validation")
     assert validation.texts == generate("story_grammar", 5, seed=4 + 2**32).texts
+
+
+def read_excerpt(split):
+    return pq.read_table(excerpt_dir() / f"{split}.parquet").column("text").to_pylist()
 
 
 def test_hub_offline_is_an_error(offline):
@@ -202,12 +234,31 @@ def test_unreachable_hub_fails_fast(monkeypatch):
         load_tinystories("hub", n_train=5, hub_timeout=2)
     with pytest.warns(RuntimeWarning, match="cannot reach the Hub.*falling back"):
         loaded = load_tinystories("auto", n_train=5, hub_timeout=2)
-    assert loaded.used == "generated"
+    assert loaded.used == "excerpt"
 
 
 def test_generated_mode_needs_a_count():
     with pytest.raises(ValueError, match="need a number of train stories"):
         load_tinystories("generated", n_train=None)
+
+
+@needs_sample
+def test_the_shipped_excerpt_is_rebuilt_from_the_shared_sample(tmp_path):
+    with pytest.warns(RuntimeWarning, match="unterminated story"):
+        counts = build_excerpt(SAMPLE, tmp_path)
+    assert counts == {"train": 2084, "validation": 232}
+    for split in ("train", "validation"):
+        rebuilt = pq.read_table(tmp_path / f"{split}.parquet").column("text").to_pylist()
+        assert rebuilt == read_excerpt(split)
+
+
+def test_excerpt_mode_reads_the_excerpt_even_when_the_hub_is_reachable(tmp_path, monkeypatch):
+    monkeypatch.setattr(
+        "picollm.data.sources._hub_tinystories", lambda *a: pytest.fail("asked the Hub")
+    )
+    loaded = load_tinystories("excerpt", n_train=3, n_validation=None, cache_dir=tmp_path)
+    assert loaded.used == "excerpt"
+    assert [len(d.texts) for d in loaded.documents] == [3, 232]
 
 
 @needs_sample

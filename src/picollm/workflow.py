@@ -37,13 +37,18 @@ def corpus_inputs(params: Mapping[str, Any]) -> list[str]:
 def split_outputs(directory: str) -> dict[str, str]:
     """The split stage's output files by rule name (``summary``, ``train_tokens``, ...)."""
     from picollm.data.split import SPLIT_FILES, SPLIT_SUMMARY, SPLITS
+    from picollm.vocab import VOCAB_FILE
 
     outputs = {
         f"{split}_{kind.split('.')[0]}": f"{directory}/{split}.{kind}"
         for split in SPLITS
         for kind in SPLIT_FILES
     }
-    return {**outputs, "summary": f"{directory}/{SPLIT_SUMMARY}"}
+    return {
+        **outputs,
+        "vocab": f"{directory}/{VOCAB_FILE}",
+        "summary": f"{directory}/{SPLIT_SUMMARY}",
+    }
 
 
 def stage_keys(stage: str) -> Callable[[Any], list[str]]:

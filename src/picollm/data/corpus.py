@@ -168,6 +168,22 @@ def write_corpus_parquet(
     return metadata
 
 
+TINYSTORIES_DESCRIPTIONS = {
+    "hub": "real TinyStories from the Hugging Face Hub",
+    "local": "real TinyStories from local files",
+    "excerpt": "real TinyStories from the excerpt shipped with picollm (the Hub was not used)",
+    "generated": "SYNTHETIC stories of the 10-word story grammar, not real TinyStories",
+}
+
+
+def describe_tinystories(metadata: Mapping[str, Any]) -> str:
+    """One line saying where a corpus's TinyStories came from and how many stories it holds."""
+    used = metadata["tinystories_source"]
+    splits = metadata["sources"][TINYSTORIES_SOURCE]["splits"]
+    counts = ", ".join(f"{n:,} {split}" for split, n in splits.items())
+    return f"TinyStories source: {used}: {TINYSTORIES_DESCRIPTIONS[used]} ({counts} stories)"
+
+
 def _check_keys(
     what: str, given: Mapping[str, Any], allowed: Set[str], required: Set[str] = frozenset()
 ) -> None:

@@ -18,6 +18,9 @@ Modes (``targets`` are the next tokens, or ``IGNORE_INDEX`` where the loss must 
   ``block_size`` tokens, padded with id 0 (``"!"``) to the longest in the batch, and the padding
   counted in the loss. Columns past that longest length are ``IGNORE_INDEX``.
 
+A store opened with a :class:`~picollm.vocab.Vocabulary` reads its GPT-2 token array through it:
+indexing ``store.tokens`` returns model ids, mapped per batch (the array stays memory-mapped).
+
 ``source_weights`` maps source names to the probability that a row comes from that source
 (normalised; sources left out, or weighted 0, are never drawn). In packed mode a weighted row is a
 window inside a run of that source's documents. Without weights, packed windows are uniform over
@@ -36,6 +39,7 @@ import numpy as np
 import torch
 
 from picollm.tokenizer import EOT_ID
+from picollm.vocab import VOCAB_FILE, Vocabulary
 
 IGNORE_INDEX = -100
 STARTER_PAD_ID = 0
@@ -51,18 +55,34 @@ class Batch:
     targets: torch.Tensor  # (B, T) int64 next-token ids; IGNORE_INDEX where not counted
 
 
+class ModelTokens:
+    """A GPT-2 token array read through a vocabulary: indexing it returns model ids (int64)."""
+
+    def __init__(self, gpt2_tokens: np.ndarray, vocabulary: Vocabulary):
+        self.gpt2_tokens = gpt2_tokens  # (N,) uint16, possibly a read-only memmap
+        self.vocabulary = vocabulary
+
+    def __len__(self) -> int:
+        return len(self.gpt2_tokens)
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        return self.vocabulary.encode_gpt2(self.gpt2_tokens[index])
+
+
 class TokenStore:
     """One split: a flat token array and, per document, its start, length and source id."""
 
     def __init__(
         self,
-        tokens: np.ndarray,
+        tokens: np.ndarray | ModelTokens,
         doc_starts: np.ndarray,
         doc_lengths: np.ndarray,
         doc_sources: np.ndarray,
         sources: Sequence[str],
+        eot_id: int = EOT_ID,
     ):
-        self.tokens = tokens  # (N,) uint16, possibly a read-only memmap
+        self.tokens = tokens  # (N,) token ids, possibly a read-only memmap or mapped view
+        self.eot_id = eot_id  # the end-of-text id in ``tokens``
         self.doc_starts = np.asarray(doc_starts, dtype=np.int64)  # (D,)
         self.doc_lengths = np.asarray(doc_lengths, dtype=np.int64)  # (D,)
         self.doc_sources = np.asarray(doc_sources, dtype=np.int64)  # (D,) indices into sources
@@ -72,7 +92,8 @@ class TokenStore:
 
     @classmethod
     def open(cls, split_dir: str | Path, split: str) -> TokenStore:
-        """Memory-map ``{split}.tokens.npy`` with ``{split}.docs.npy`` and ``split.json``."""
+        """Memory-map ``{split}.tokens.npy`` with ``{split}.docs.npy`` and ``split.json``; where a
+        ``vocab.json`` lies beside them (the split stage writes one), read tokens as model ids."""
         split_dir = Path(split_dir)
         tokens_path = split_dir / f"{split}.tokens.npy"
         if not tokens_path.is_file():
@@ -82,7 +103,11 @@ class TokenStore:
         tokens = np.load(tokens_path, mmap_mode="r")
         docs = np.load(split_dir / f"{split}.docs.npy")  # (D, 3): start, length, source id
         sources = json.loads((split_dir / "split.json").read_text())["sources"]
-        return cls(tokens, docs[:, 0], docs[:, 1], docs[:, 2], sources)
+        vocab_path = split_dir / VOCAB_FILE
+        vocabulary = Vocabulary.load(vocab_path) if vocab_path.is_file() else Vocabulary.gpt2()
+        if vocabulary.kind != "gpt2":  # GPT-2's own table needs no mapping
+            tokens = ModelTokens(tokens, vocabulary)
+        return cls(tokens, docs[:, 0], docs[:, 1], docs[:, 2], sources, vocabulary.eot_id)
 
     @classmethod
     def from_documents(
@@ -230,7 +255,7 @@ def packed_batch(store: TokenStore, starts: np.ndarray, block_size: int) -> Batc
 def padded_batch(store: TokenStore, docs: np.ndarray, block_size: int) -> Batch:
     """Rows are documents from their start, cut to ``block_size + 1`` tokens, padded."""
     sequences, valid = _document_rows(store, docs, block_size + 1, drop_last=False)  # (B, T+1)
-    inputs = np.where(valid[:, :-1], sequences[:, :-1], EOT_ID)
+    inputs = np.where(valid[:, :-1], sequences[:, :-1], store.eot_id)
     targets = np.where(valid[:, 1:], sequences[:, 1:], IGNORE_INDEX)
     return Batch(_tensor(inputs), _tensor(targets))
 

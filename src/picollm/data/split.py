@@ -17,8 +17,11 @@ Outputs in ``out_dir``, fixed names (``SPLIT_OUTPUTS``):
 * ``train.parquet``, ``test.parquet``: the corpus rows of each split (same schema, corpus order);
 * ``{split}.tokens.npy``: uint16 (N,), the split's documents concatenated (each ends with EOT);
 * ``{split}.docs.npy``: int64 (n_docs, 3), per document [start offset, length, source id];
+* ``vocab.json``: the model's token table (:class:`picollm.vocab.Vocabulary`), built from the
+  train tokens only, as ``vocab_rule`` asks;
 * ``split.json``: the settings, ``sources`` (source id -> name), documents and tokens per split
-  and source, and the SHA-256 of every output.
+  and source, each split's share of tokens outside the vocabulary, and the SHA-256 of every
+  output.
 
 The token arrays are written in a second streaming pass over the corpus, straight into
 memory-mapped ``.npy`` files, so corpora larger than memory work.
@@ -38,13 +41,19 @@ import pyarrow.parquet as pq
 
 from picollm.data.sources import TINYSTORIES_SOURCE
 from picollm.files import atomic_path, sha256_file, write_json
+from picollm.vocab import VOCAB_FILE, Vocabulary
 
 SPLITS = ("train", "test")  # a document's assignment is its index here, or LEFT_OUT
 LEFT_OUT = -1
 TINYSTORIES_TEST_RULES = ("validation", "holdout")
 SPLIT_SUMMARY = "split.json"
 SPLIT_FILES = ("parquet", "tokens.npy", "docs.npy")
-SPLIT_OUTPUTS = (*(f"{s}.{kind}" for s in SPLITS for kind in SPLIT_FILES), SPLIT_SUMMARY)
+SPLIT_OUTPUTS = (
+    *(f"{s}.{kind}" for s in SPLITS for kind in SPLIT_FILES),
+    VOCAB_FILE,
+    SPLIT_SUMMARY,
+)
+GPT2_VOCAB_RULE = {"vocab": "gpt2"}
 _BATCH_ROWS = 16_384
 
 
@@ -55,10 +64,14 @@ def split_corpus(
     tinystories_test: str,
     out_dir: str | Path,
     lineage: Mapping[str, Any] | None = None,
+    vocab_rule: Mapping[str, Any] = GPT2_VOCAB_RULE,
 ) -> dict[str, Any]:
-    """Write the train/test Parquet, token arrays and ``split.json``; return the summary.
+    """Write the train/test Parquet, token arrays, ``vocab.json`` and ``split.json``; return the
+    summary.
 
-    ``lineage`` (what produced the split, see ``picollm.lineage.record``) is stored in it as is.
+    ``vocab_rule``: the ``data.vocab``, ``data.vocab_size`` and ``data.vocab_min_count`` params
+    (only ``vocab`` for ``gpt2``). ``lineage`` (what produced the split, see
+    ``picollm.lineage.record``) is stored in the summary as is.
     """
     if isinstance(test_fraction, bool) or not isinstance(test_fraction, int | float):
         raise TypeError(f"test_fraction must be a number, got {test_fraction!r}")
@@ -94,6 +107,9 @@ def split_corpus(
     logprob = table.column("logprob").to_numpy(zero_copy_only=False)  # NaN where unknown
     paths = {s: {kind: out_dir / f"{s}.{kind}" for kind in SPLIT_FILES} for s in SPLITS}
     _write_splits(corpus_parquet, paths, assignment, source_ids, n_tokens)
+    tokens = {s: np.load(paths[s]["tokens.npy"], mmap_mode="r") for s in SPLITS}
+    vocabulary = Vocabulary.for_params(vocab_rule, tokens["train"])
+    vocabulary.save(out_dir / VOCAB_FILE)
 
     hashes = table.column("content_hash").to_numpy()
     also_in_train = np.isin(hashes[assignment == 1], hashes[assignment == 0])
@@ -115,12 +131,19 @@ def split_corpus(
                     }
                     for j, name in enumerate(source_names)
                 },
+                "unknown_token_share": vocabulary.unknown_share(tokens[s]),
                 "entropy_floor_nats_per_token": _entropy_floor(
                     logprob[assignment == i], n_tokens[assignment == i]
                 ),
                 "sha256": {path.name: sha256_file(path) for path in paths[s].values()},
             }
             for i, s in enumerate(SPLITS)
+        },
+        "vocab": {
+            "name": vocabulary.name,
+            **vocabulary.rule,
+            "size": vocabulary.size,
+            "sha256": sha256_file(out_dir / VOCAB_FILE),
         },
         "left_out_documents": int((assignment == LEFT_OUT).sum()),
         "test_documents_also_in_train": int(also_in_train.sum()),

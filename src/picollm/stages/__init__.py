@@ -77,9 +77,23 @@ def execute(stage: Stage, args: argparse.Namespace) -> None:
         stage.run(args, prune(params, stage.keys(**wildcards)))
 
 
+_console_fd = 2
+"""Where :func:`announce` writes besides standard output: the terminal's standard error, kept
+while a stage's output goes to its log file."""
+
+
+def announce(message: str) -> None:
+    """Print ``message`` to the stage's output (its log) and to the console that started it, so
+    that a fact every user should see (e.g. which data a run trains on) never hides in a log."""
+    print(message, flush=True)
+    if _console_fd != 2:
+        os.write(_console_fd, f"{message}\n".encode())
+
+
 @contextlib.contextmanager
 def _output_to(log: Path | None) -> Iterator[None]:
     """Redirect file descriptors 1 and 2 to ``log`` (created with its directory) for the block."""
+    global _console_fd
     if log is None:
         yield
         return
@@ -93,9 +107,11 @@ def _output_to(log: Path | None) -> Iterator[None]:
     with open(log, "w", encoding="utf-8") as handle:
         os.dup2(handle.fileno(), 1)
         os.dup2(handle.fileno(), 2)
+        _console_fd = saved[1]
         try:
             yield
         finally:
+            _console_fd = 2
             sys.stdout.flush()
             sys.stderr.flush()
             os.dup2(saved[0], 1)

@@ -39,22 +39,22 @@ def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
     from picollm.interpret.features import feature_examples, spread_by_density
     from picollm.interpret.sae import SAETrainConfig, evaluate_sae, save_sae, train_sae
     from picollm.models.transformer import TransformerLanguageModel
-    from picollm.tokenizer import get_encoding
     from picollm.training import load_trained_model
+    from picollm.vocab import VOCAB_FILE, Vocabulary
 
     study = params["interpretability"]
     model = load_trained_model(args.weights, args.run)
     if not isinstance(model, TransformerLanguageModel):
         raise UserError(f"interpretability.model: {args.model} is not a transformer ({args.run})")
-    encoding = get_encoding()
+    vocabulary = Vocabulary.load(args.weights.parent / VOCAB_FILE)
 
-    prompt = encoding.encode_ordinary(study["prompt"])
+    prompt = vocabulary.encode_text(study["prompt"])
     if not 0 < len(prompt) <= model.config.block_size:
         raise UserError(
             f"interpretability.prompt has {len(prompt)} tokens; it needs 1 to block_size = "
             f"{model.config.block_size}"
         )
-    pieces = [encoding.decode([token]) for token in prompt]
+    pieces = [vocabulary.decode_text([token]) for token in prompt]
     write_json(
         args.attention, {"model": args.model, **attention_maps_record(model, prompt, pieces)}
     )
@@ -90,7 +90,7 @@ def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
         shown,
         metrics.feature_density,
         study["examples_per_feature"],
-        encoding.decode,
+        vocabulary.decode_text,
     )
 
     save_sae(sae, args.sae)
@@ -113,7 +113,10 @@ def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
     }
     write_text(args.table, _markdown(summary))
     summary["lineage"] = lineage.record(
-        "interpret", [args.weights, args.run, args.split], params, outputs=[str(args.sae)]
+        "interpret",
+        [args.weights, args.run, args.weights.parent / VOCAB_FILE, args.split],
+        params,
+        outputs=[str(args.sae)],
     )
     write_json(args.features, summary)
     print(

@@ -48,8 +48,8 @@ def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
     from picollm.files import atomic_path, write_json
     from picollm.generation import generate
     from picollm.text_metrics import diversity_summary
-    from picollm.tokenizer import EOT_ID, get_encoding
     from picollm.training import load_trained_model
+    from picollm.vocab import VOCAB_FILE, Vocabulary
 
     outputs = (args.samples, args.summary, args.table)
     if any(path is None for path in outputs) and any(path is not None for path in outputs):
@@ -62,8 +62,8 @@ def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
             raise UserError(f"top-p {p} is outside (0, 1]")
 
     model = load_trained_model(args.weights, args.run)
-    encoding = get_encoding()
-    encoded = [encoding.encode_ordinary(prompt) for prompt in prompts]
+    vocabulary = Vocabulary.load(args.weights.parent / VOCAB_FILE)
+    encoded = [vocabulary.encode_text(prompt) for prompt in prompts]
     if not all(encoded):
         raise UserError("sampling.prompt: every prompt needs at least one token")
     repeated = [tokens for tokens in encoded for _ in range(settings["samples_per_prompt"])]
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
             top_p=None if p == GREEDY else p,
             greedy=p == GREEDY,
             seed=settings["seed"],
-            stop_token=EOT_ID if settings["stop_at_eot"] else None,
+            stop_token=vocabulary.eot_id if settings["stop_at_eot"] else None,
         )
         rows.append({"p": p, **diversity_summary(generation.tokens, generation.logprobs)})
         for index, (tokens, logprobs) in enumerate(
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
                     "seed": settings["seed"],
                     "sample": index,
                     "prompt": prompt,
-                    "text": encoding.decode(tokens),
+                    "text": vocabulary.decode_text(tokens),
                     "tokens": tokens,
                     "logprobs": [round(x, 6) for x in logprobs],
                 }
@@ -110,8 +110,11 @@ def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
         args.summary,
         {
             "model": args.model,
+            "vocab": vocabulary.name,
             "by_p": rows,
-            "lineage": lineage.record("sample", [args.weights, args.run], params),
+            "lineage": lineage.record(
+                "sample", [args.weights, args.run, args.weights.parent / VOCAB_FILE], params
+            ),
         },
     )
 

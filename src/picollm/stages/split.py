@@ -31,15 +31,20 @@ def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
         tinystories_test=split["tinystories_test"],
         out_dir=args.summary.parent,
         lineage=lineage.record("split", [args.corpus], params),
+        vocab_rule=params["data"],
     )
     counts = {split: summary["splits"][split]["documents"] for split in ("train", "test")}
-    print(f"wrote {args.summary.parent}: documents per split {counts}")
+    unknown = {s: f"{summary['splits'][s]['unknown_token_share']:.2%}" for s in ("train", "test")}
+    print(
+        f"wrote {args.summary.parent}: documents per split {counts}; vocabulary "
+        f"{summary['vocab']['name']}, tokens outside it {unknown}"
+    )
 
 
 STAGE = Stage(
     name="split",
     help="split the corpus into train and test by document; write memory-mappable token arrays",
-    param_keys=("split",),
+    param_keys=("split", "data.vocab", "data.vocab_size", "data.vocab_min_count"),
     configure=configure,
     run=run,
 )

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from picollm.stages import Stage
+from picollm.stages import Stage, announce
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -26,7 +26,7 @@ def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
     # workers; this stage has no use for torch, and its tokeniser processes fork faster without it.
     os.environ.setdefault("USE_TORCH", "0")
     from picollm import lineage
-    from picollm.data.corpus import build_corpus, corpus_metadata_path
+    from picollm.data.corpus import build_corpus, corpus_metadata_path, describe_tinystories
     from picollm.data.tokenize import usable_cpus
     from picollm.errors import UserError
 
@@ -44,6 +44,8 @@ def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
         lineage=lambda: lineage.record("tokenize", inputs, params, outputs=[str(args.out)]),
     )
     print(f"wrote {args.out}: {summary['documents']} documents, {summary['tokens']} tokens")
+    if summary["tinystories_source"] is not None:
+        announce(f"picollm tokenize: {describe_tinystories(summary)}")
 
 
 def _positive_int(value: str) -> int:

@@ -22,7 +22,12 @@ CHECKPOINT_ROOT = Path(".picollm/checkpoints")
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="the model's name under `models`")
     parser.add_argument("--split", type=Path, required=True, help="split.json of the split stage")
-    parser.add_argument("--weights", type=Path, required=True, help="safetensors file to write")
+    parser.add_argument(
+        "--weights",
+        type=Path,
+        required=True,
+        help="safetensors file to write (the vocabulary's vocab.json is written beside it)",
+    )
     parser.add_argument(
         "--metrics",
         type=Path,
@@ -65,12 +70,14 @@ def train_model(
     from picollm.errors import ConfigError
     from picollm.files import read_json, write_json
     from picollm.models import build
-    from picollm.tokenizer import VOCAB_SIZE
     from picollm.training import TrainConfig, batches_per_epoch, save_model_weights, train
     from picollm.training.distributed import process_group, torchrun_ranks
+    from picollm.vocab import VOCAB_FILE, Vocabulary
 
     data = params["data"]
-    arch = {"vocab_size": VOCAB_SIZE, **model_entry}
+    split_dir = args.split.parent
+    vocabulary = Vocabulary.load(split_dir / VOCAB_FILE)
+    arch = {"vocab_size": vocabulary.size, **model_entry}
     try:
         config = TrainConfig.from_dict(training)
         torch.manual_seed(config.seed)  # the initial weights are part of the run
@@ -78,7 +85,6 @@ def train_model(
     except (TypeError, ValueError) as err:
         raise ConfigError(f"models.{name}: {err}") from None
 
-    split_dir = args.split.parent
     stores = {split: TokenStore.open(split_dir, split) for split in ("train", "test")}
     stores["train"] = _first_fraction(stores["train"], data_fraction)
     block_size = arch["block_size"]
@@ -107,6 +113,7 @@ def train_model(
         "model": arch,
         "loader": data["loader"],
         "data": {split: split_summary["splits"][split]["sha256"] for split in stores},
+        "vocab": split_summary["vocab"]["sha256"],
         "data_fraction": data_fraction,
         "tinystories_weight": data["tinystories_weight"],
     }
@@ -140,12 +147,14 @@ def train_model(
     if not ranks.is_main:
         return  # rank 0 writes the outputs
     save_model_weights(model, args.weights)
+    vocabulary.save(args.weights.parent / VOCAB_FILE)  # the run folder is self-contained
     _write_tables(result.history, args.curve, args.steps)
     inputs = [
         args.split,
+        split_dir / VOCAB_FILE,
         *(split_dir / f"{s}.{kind}.npy" for s in stores for kind in ("tokens", "docs")),
     ]
-    final = _final(result.metrics)
+    final = {**_final(result.metrics), "vocab": vocabulary.name}
     write_json(args.metrics, final)
     write_json(
         args.run,
@@ -155,6 +164,10 @@ def train_model(
             "training": config.to_dict(),
             "data_fraction": data_fraction,
             "train_tokens": train_tokens,
+            "vocab": split_summary["vocab"],
+            "unknown_token_share": {
+                s: split_summary["splits"][s]["unknown_token_share"] for s in stores
+            },
             "final": final,
             "metrics": result.metrics,
             "resumed_from_step": result.resumed_from_step,
@@ -202,6 +215,7 @@ def _first_fraction(store: Any, fraction: float) -> Any:
         store.doc_lengths[kept],
         store.doc_sources[kept],
         store.sources,
+        store.eot_id,
     )
 
 
