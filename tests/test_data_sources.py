@@ -199,9 +199,10 @@ def test_the_excerpt_is_small_real_text_with_its_licence():
     stored = sum(f.stat().st_size for f in folder.iterdir())
     assert stored <= 1 << 20  # at most 1 MiB as stored
     assert "CDLA-Sharing-1.0" in (folder / "README.md").read_text()
-    assert "Community Data License Agreement - Sharing - Version 1.0" in (
-        folder / "LICENSE.txt"
-    ).read_text()
+    assert (
+        "Community Data License Agreement - Sharing - Version 1.0"
+        in (folder / "LICENSE.txt").read_text()
+    )
     train, validation = read_excerpt("train"), read_excerpt("validation")
     assert (len(train), len(validation)) == (2084, 232)
     assert not set(train) & set(validation)
