@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from picollm.length_generalization import binned, loss_by_position
+from picollm.length_generalization import PositionLosses, binned, loss_by_position
 from picollm.models import build
 
 VOCAB, BLOCK = 13, 8
@@ -59,12 +60,22 @@ def test_learned_positions_stop_at_the_block_and_say_so():
     assert record["loss"][BLOCK] is None and record["stops_at"] == BLOCK
 
 
-def test_binned_averages_equal_position_ranges():
+def test_binned_averages_ranges_and_leaves_out_those_past_the_stop():
     result = loss_by_position(transformer("learned"), stream(), 2 * BLOCK, batch_size=4)
-    centres, means = binned(result, 4)
-    assert centres.tolist() == [1.5, 5.5, 9.5, 13.5]
-    assert means[0] == pytest.approx(result.loss[:4].mean())
-    assert np.isnan(means[2:]).all()  # learned positions stop at 8
+    ends, means = binned(result, 3)
+    assert ends.tolist() == [3, 6]  # 9 would reach past position 7, where learned stops
+    assert means.tolist() == pytest.approx([result.loss[:3].mean(), result.loss[3:6].mean()])
+    rope = loss_by_position(transformer("rope"), stream(), 2 * BLOCK, batch_size=4)
+    ends, means = binned(rope, 3)
+    assert ends.tolist() == [3, 6, 9, 12, 15, 16]
+    assert means[-1] == pytest.approx(rope.loss[15])
+
+
+def test_position_losses_round_trip_through_json():
+    result = loss_by_position(transformer("learned"), stream(), 2 * BLOCK, batch_size=4)
+    again = PositionLosses.from_dict(json.loads(json.dumps(result.to_dict())))
+    np.testing.assert_array_equal(again.loss, result.loss)
+    assert (again.windows, again.stops_at) == (result.windows, result.stops_at)
 
 
 def test_bad_input_is_named():

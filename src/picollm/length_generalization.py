@@ -14,6 +14,7 @@ may hold the end of one story and the start of the next.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,7 +36,14 @@ class PositionLosses:
     windows: int
     stops_at: int  # the first position the model could not evaluate (length if none)
 
-    def to_dict(self) -> dict[str, object]:
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> PositionLosses:
+        """The inverse of ``to_dict``."""
+        loss = np.array([np.nan if v is None else v for v in record["loss"]], dtype=float)
+        stderr = np.array([np.nan if v is None else v for v in record["stderr"]], dtype=float)
+        return cls(loss, stderr, int(record["windows"]), int(record["stops_at"]))
+
+    def to_dict(self) -> dict[str, Any]:
         """JSON-able, with null where the model stops."""
         return {
             "loss": [None if np.isnan(v) else float(v) for v in self.loss],
@@ -98,14 +106,15 @@ def loss_by_position(
     return PositionLosses(loss, stderr, n_windows, stops_at)
 
 
-def binned(losses: PositionLosses, bins: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean loss in ``bins`` equal position ranges (a readable curve from a noisy one):
-    (bin centre positions (bins,), mean loss per bin (bins,): NaN where the model stopped in
-    any part of the bin)."""
+def binned(losses: PositionLosses, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean loss over consecutive ranges of ``width`` positions (the last may be shorter): a
+    readable curve from a noisy one. Returns (the context length at each range's end, i.e. its
+    last position + 1 (R,), mean loss per range (R,)); ranges past ``stops_at`` are left out,
+    so pick a ``width`` dividing the training length to keep every range a model ran on."""
     length = len(losses.loss)
-    if isinstance(bins, bool) or not isinstance(bins, int) or not 1 <= bins <= length:
-        raise ValueError(f"bins must be an int in [1, {length}], got {bins!r}")
-    edges = np.linspace(0, length, bins + 1).round().astype(int)
-    centres = (edges[:-1] + edges[1:] - 1) / 2
-    means = np.array([losses.loss[a:b].mean() for a, b in zip(edges[:-1], edges[1:], strict=True)])
-    return centres, means
+    if isinstance(width, bool) or not isinstance(width, int) or not 1 <= width <= length:
+        raise ValueError(f"width must be an int in [1, {length}], got {width!r}")
+    ranges = [(start, min(start + width, length)) for start in range(0, length, width)]
+    kept = [(a, b) for a, b in ranges if b <= losses.stops_at]
+    means = np.array([losses.loss[a:b].mean() for a, b in kept])
+    return np.array([b for _, b in kept]), means
