@@ -226,3 +226,62 @@ def test_figure_stage_writes_the_series_into_the_sidecar(tmp_path):
     assert sidecar["data"][1]["y"] == [5.1, 4.0, 3.5, 3.8]
     assert list(sidecar["data"][0]) == KEYS
     assert sidecar["separations"] == []
+
+
+def test_overfit_gap_draws_copy_rates_with_the_test_control(tmp_path):
+    seeds = [
+        [{"p": "greedy", "train": 0.5, "test": 0.04}, {"p": 0.9, "train": 0.2, "test": 0.03}],
+        [{"p": "greedy", "train": 0.6, "test": 0.05}, {"p": 0.9, "train": 0.3, "test": 0.04}],
+    ]
+    drawn = by_id(overfit_gap.draw({"t": curve()}, tmp_path / "f.png", 40, copy_rates={"t": seeds}))
+    train, control = drawn["t_copy_train"], drawn["t_copy_test"]
+    assert train.x == (0.0, 0.9) and train.y == pytest.approx((0.55, 0.25))
+    assert control.y == pytest.approx((0.045, 0.035)) and control.has_band
+
+
+def position_record(losses, stops_at=None):
+    stops = len(losses) if stops_at is None else stops_at
+    loss = [v if i < stops else None for i, v in enumerate(losses)]
+    return {"loss": loss, "stderr": [None] * len(losses), "windows": 3, "stops_at": stops}
+
+
+def test_length_generalization_bins_seeds_and_stops_learned_positions(tmp_path):
+    from picollm.figures import length_generalization
+
+    rising = [3.0] * 8 + [4.0] * 24  # T = 8, windows of 4T
+    results = {
+        "rope": [position_record([v + d for v in rising]) for d in (0.0, 0.1, 0.05)],
+        "learned": [position_record([3.0] * 32, stops_at=8)] * 2,
+    }
+    drawn = by_id(length_generalization.draw(results, 8, tmp_path / "l.png", dpi=40, width=4))
+    rope, learned = drawn["length_rope"], drawn["length_learned"]
+    assert rope.x == (4, 8, 12, 16, 20, 24, 28, 32)
+    assert rope.y == pytest.approx((3.05, 3.05) + (4.05,) * 6)
+    assert learned.x == (4, 8)  # no point past T: stopped, not extrapolated
+    found = length_generalization.findings([rope, learned], 8)
+    assert found == ["rope +1.00 nats at 32 vs T (beyond the bands)", "learned stops at T"]
+    single = Series.of("length_nope", "nope", "x", "y", [8, 32], [3.0, 3.0])
+    assert length_generalization.findings([single], 8) == [
+        "nope +0.00 nats at 32 vs T (one seed: no band)"
+    ]
+
+
+def test_norm_warmup_draws_four_variants_and_init_gradients(tmp_path):
+    from picollm.figures import norm_warmup
+
+    curves = {
+        "pre, warm-up": [curve(), curve(0.01)],
+        "post, no warm-up": [curve(1.0), curve(1.02)],
+    }
+    init = {"pre": [[0.3, 0.28], [0.31, 0.27]], "post": [[0.01, 0.01], [0.011, 0.009]]}
+    drawn = by_id(norm_warmup.draw(curves, tmp_path / "n.png", dpi=40, init_norms=init))
+    assert set(drawn) == {
+        "pre, warm-up_test", "post, no warm-up_test", "grad_init_pre", "grad_init_post",
+    }  # fmt: skip
+    assert drawn["grad_init_pre"].x == (0, 1) and drawn["grad_init_pre"].y == pytest.approx(
+        (0.305, 0.275)
+    )
+    verdicts = norm_warmup.final_verdicts(
+        [drawn["pre, warm-up_test"], drawn["post, no warm-up_test"]]
+    )
+    assert verdicts == ["final losses beyond their bands: pre, warm-up vs post, no warm-up"]

@@ -28,6 +28,7 @@ def draw(
     dpi: int = 120,
     base: Mapping[str, Any] | None = None,
     runs: Sequence[Mapping[str, Any]] = (),
+    copy_rates: Mapping[str, Sequence[Sequence[Mapping[str, Any]]]] | None = None,
 ) -> list[Series]:
     """One panel per model: eval train and test loss against step, the gap between them shaded,
     the early-stopping point (the step of lowest test loss) marked.
@@ -37,24 +38,31 @@ def draw(
     (run records of the study around ``base``; several runs of one value are seeds), a last row
     plots the final gap against parameters (series ``gap_vs_parameters``) and training tokens
     (``gap_vs_tokens``), each titled with whether the gap moves as overfitting predicts.
-    Returns the series drawn: ``<model>_train``, ``<model>_test`` and the ladders.
+    ``copy_rates[model]`` holds per seed the rows ``{"p", "train", "test"}`` of
+    ``memorisation.copy_rates`` for each nucleus mass p (``"greedy"`` drawn at 0): a last panel
+    plots them, series ``<model>_copy_train`` and ``<model>_copy_test`` (the control).
+    Returns the series drawn: ``<model>_train``, ``<model>_test``, the ladders, the copy rates.
     """
     if not curves:
         raise ValueError("overfit_gap needs the curve of at least one model")
     ladders = _ladders(base, runs) if base is not None else []
-    cols = max(min(len(curves), 3), len(ladders))
-    rows = math.ceil(len(curves) / cols) + (1 if ladders else 0)
+    bottom = len(ladders) + (1 if copy_rates else 0)
+    cols = max(min(len(curves), 3), bottom)
+    rows = math.ceil(len(curves) / cols) + (1 if bottom else 0)
     fig = plt.figure(figsize=(max(4.6 * cols, 6.4), 3.8 * rows))
     grid = fig.add_gridspec(rows, cols)
     drawn_series: list[Series] = []
     for index, (name, tables) in enumerate(curves.items()):
         ax = fig.add_subplot(grid[index // cols, index % cols])
         drawn_series += _curve_panel(ax, name, as_runs(tables))
-    if ladders:
-        spans = _spans(len(ladders), cols)
-        for (ladder, texts), (start, stop) in zip(ladders, spans, strict=True):
+    if bottom:
+        spans = _spans(bottom, cols)
+        for (ladder, texts), (start, stop) in zip(ladders, spans[: len(ladders)], strict=True):
             _ladder_panel(fig.add_subplot(grid[rows - 1, start:stop]), ladder, texts)
             drawn_series.append(ladder)
+        if copy_rates:
+            start, stop = spans[-1]
+            drawn_series += _copy_panel(fig.add_subplot(grid[rows - 1, start:stop]), copy_rates)
     fig.suptitle("Train vs test loss on fixed evaluation batches; shaded: the gap", fontsize=11)
     fig.tight_layout()
     save(fig, target, dpi)
@@ -176,6 +184,33 @@ def _ladder_panel(ax: plt.Axes, ladder: Series, texts: list[str]) -> None:
     ax.set_ylabel(GAP)
     ax.set_title(f"Overfitting against {ladder.x_label}\n{ladder_verdict(ladder)}", fontsize=9)
     ax.grid(alpha=0.3, which="both")
+
+
+def _copy_panel(
+    ax: plt.Axes, copy_rates: Mapping[str, Sequence[Sequence[Mapping[str, Any]]]]
+) -> list[Series]:
+    drawn_series = []
+    for index, (model, seeds) in enumerate(copy_rates.items()):
+        for reference, linestyle in (("train", "-"), ("test", ":")):
+            values: dict[float, list[float]] = {}
+            for rows in seeds:
+                for row in rows:
+                    p = 0.0 if row["p"] == "greedy" else float(row["p"])
+                    values.setdefault(p, []).append(row[reference])
+            xs = sorted(values)
+            label = f"{model} ({'train' if reference == 'train' else 'test: control'})"
+            rate = Series.over_seeds(
+                f"{model}_copy_{reference}", label, "nucleus mass p (0 = greedy)",
+                "share of sampled n-grams found verbatim", xs, [values[x] for x in xs],
+            )  # fmt: skip
+            drawn.plot(ax, rate, marker="o", color=f"C{index}", linestyle=linestyle)
+            drawn_series.append(rate)
+    ax.set_xlabel("nucleus mass p (0 = greedy)")
+    ax.set_ylabel("copy rate (n-grams found verbatim)")
+    ax.set_title("Memorisation: samples' n-grams in train (solid) vs test (dotted)", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return drawn_series
 
 
 def _spans(n: int, cols: int) -> list[tuple[int, int]]:
