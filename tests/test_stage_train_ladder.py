@@ -12,6 +12,7 @@ from picollm.stages import train as train_stage
 from picollm.training import TrainConfig
 from picollm.training.config import run_length
 
+
 def write_split(directory):
     """A split directory as the split stage writes it, with 40 train and 4 test documents."""
     rng = np.random.default_rng(0)
