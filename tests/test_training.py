@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from picollm.data.loader import Batch, BatchStream, TokenStore, eval_batches
+from picollm.data.loader import Batch, BatchStream, TokenStore, eval_batches, matched_eval_sets
 from picollm.models.base import LanguageModel
 from picollm.models.lstm import LSTMConfig, LSTMLanguageModel
 from picollm.training import (
@@ -29,6 +29,7 @@ from picollm.training import (
     train,
 )
 from picollm.training.checkpoint import CHECKPOINT_FILE
+from picollm.training.loss import estimate_loss
 
 VOCAB = 12
 BLOCK, BATCH = 8, 4
@@ -171,6 +172,53 @@ def test_history_schedule_and_metrics(tmp_path):
     assert metrics["tokens_seen"] == 12 * BATCH * BLOCK and metrics["steps"] == 12
     assert metrics["num_parameters"] == model.num_parameters()
     assert result.resumed_from_step is None
+
+
+def final_sets() -> dict[str, list[Batch]]:
+    """The whole test split and as many train windows: the precise final evaluation."""
+    stores = {"train": TRAIN_STORE, "test": TEST_STORE}
+    return matched_eval_sets(stores, block_size=BLOCK, batch_size=BATCH, seed=3)
+
+
+def test_final_evaluation_records_losses_with_standard_errors(tmp_path):
+    model = make_model()
+    result = train(
+        model, make_stream(), eval_sets(), make_config(), tmp_path, progress=False,
+        final_eval_sets=final_sets(),
+    )  # fmt: skip
+    final = result.history.final
+    windows = (TEST_STORE.n_tokens - 1) // BLOCK
+    assert final["test"]["windows"] == final["train"]["windows"] == windows
+    assert final["test"]["tokens"] == windows * BLOCK
+    expected = estimate_loss(model, final_sets()["test"], torch.device("cpu"))
+    assert final["test"] == expected.to_dict()
+    assert 0 < final["test"]["stderr"] < final["test"]["loss"]
+    metrics = result.metrics
+    assert metrics["final_test_loss"] == final["test"]["loss"]
+    assert metrics["final_test_loss_stderr"] == final["test"]["stderr"]
+    assert metrics["generalization_gap"] == final["test"]["loss"] - final["train"]["loss"]
+    assert metrics["generalization_gap_stderr"] == pytest.approx(
+        math.hypot(final["test"]["stderr"], final["train"]["stderr"])
+    )
+    assert result.history.evals[-1].step == 12  # the curve keeps its fixed small batches
+
+
+def test_resume_with_a_final_evaluation_is_bit_identical(tmp_path):
+    def run_with_final(directory, stream):
+        return train(
+            make_model(), stream, eval_sets(), make_config(), directory, progress=False,
+            final_eval_sets=final_sets(),
+        )  # fmt: skip
+
+    reference = run_with_final(tmp_path / "whole", make_stream())
+    with pytest.raises(SimulatedCrash):
+        run_with_final(tmp_path / "split", CrashAfter(crash_at=7))
+    resumed = run_with_final(tmp_path / "split", make_stream())
+    assert resumed.resumed_from_step == 4
+    assert resumed.history.without_clock() == reference.history.without_clock()
+    assert resumed.history.final  # and it is in the checkpoint of the finished run:
+    finished = run_with_final(tmp_path / "split", make_stream())
+    assert finished.history.final == reference.history.final
 
 
 def test_same_seed_same_run_and_eval_callback_does_not_disturb_it(tmp_path):

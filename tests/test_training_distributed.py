@@ -112,6 +112,7 @@ def run(directory: Path, model=None, stream=None, **overrides):
         make_config(**overrides),
         directory,
         progress=False,
+        final_eval_sets=eval_sets(),  # 3 batches: rank 0 holds 2 of them, rank 1 one
     )
 
 
@@ -216,6 +217,10 @@ def assert_close_runs(distributed: dict, single: dict) -> None:
     assert [r["step"] for r in evals_d] == [r["step"] for r in evals_s] == [0, 4, 8, 12]
     for d, s in zip(evals_d, evals_s, strict=True):
         assert d["losses"]["train"] == pytest.approx(s["losses"]["train"], rel=1e-5)
+    final_d, final_s = distributed["history"]["final"]["train"], single["history"]["final"]["train"]
+    assert (final_d["windows"], final_d["tokens"]) == (final_s["windows"], final_s["tokens"])
+    for key in ("loss", "stderr"):
+        assert final_d[key] == pytest.approx(final_s[key], rel=1e-5)
     for name, weight in single["weights"].items():
         torch.testing.assert_close(distributed["weights"][name], weight, rtol=1e-5, atol=1e-6)
 

@@ -210,6 +210,7 @@ def eval_batches(
     n_batches: int,
     seed: int,
     mode: str = "packed",
+    max_rows: int | None = None,
 ) -> list[Batch]:
     """A fixed evaluation set of up to ``n_batches`` batches, drawn without replacement.
 
@@ -217,7 +218,7 @@ def eval_batches(
     ``j * block_size``); ``padded``: whole documents from their start. If the split holds fewer
     than ``n_batches * batch_size`` of them, all are used (the last batch may be smaller), so a
     large ``n_batches`` evaluates the whole split; if it holds none, ValueError. Average losses
-    over counted target tokens.
+    over counted target tokens. ``max_rows`` caps the rows drawn (the last batch is then cut).
     """
     if mode not in ("packed", "padded"):
         raise ValueError(f"mode must be 'packed' or 'padded', got {mode!r}")
@@ -228,13 +229,17 @@ def eval_batches(
     ):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    n_windows = max((store.n_tokens - 1) // block_size, 0)
-    n_items = n_windows if mode == "packed" else store.n_documents
+    if max_rows is not None and (
+        isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1
+    ):
+        raise ValueError(f"max_rows must be None or an int >= 1, got {max_rows!r}")
+    n_items = eval_items(store, block_size, mode)
     if n_items == 0:
         what = f"window of {block_size + 1} tokens" if mode == "packed" else "document"
         raise ValueError(f"the store has no {what} to evaluate on")
     rng = np.random.default_rng(seed)
-    chosen = np.sort(rng.permutation(n_items)[: n_batches * batch_size])
+    rows = n_batches * batch_size if max_rows is None else min(n_batches * batch_size, max_rows)
+    chosen = np.sort(rng.permutation(n_items)[:rows])
     batches = []
     for first in range(0, len(chosen), batch_size):
         picks = chosen[first : first + batch_size]
@@ -243,6 +248,35 @@ def eval_batches(
         else:
             batches.append(padded_batch(store, picks, block_size))
     return batches
+
+
+def eval_items(store: TokenStore, block_size: int, mode: str = "packed") -> int:
+    """How many evaluation rows the split holds: non-overlapping windows of ``block_size + 1``
+    tokens (``packed``, the window j starts at ``j * block_size``) or documents (``padded``)."""
+    if mode == "packed":
+        return max((store.n_tokens - 1) // block_size, 0)
+    return store.n_documents
+
+
+def matched_eval_sets(
+    stores: Mapping[str, TokenStore],
+    block_size: int,
+    batch_size: int,
+    seed: int,
+    mode: str = "packed",
+    reference: str = "test",
+) -> dict[str, list[Batch]]:
+    """Evaluation sets for precise losses: the whole ``reference`` split, and for every other
+    split a fixed sample of as many rows (all of it if it holds fewer), so train and test losses
+    are measured on equal numbers of tokens and their standard errors are comparable."""
+    if reference not in stores:
+        raise ValueError(f"reference split {reference!r} is not among the stores {sorted(stores)}")
+    rows = eval_items(stores[reference], block_size, mode)
+    n_batches = max(1, -(-rows // batch_size))  # ceil: every row of the reference split
+    return {
+        split: eval_batches(store, block_size, batch_size, n_batches, seed, mode, max_rows=rows)
+        for split, store in stores.items()
+    }
 
 
 def packed_batch(store: TokenStore, starts: np.ndarray, block_size: int) -> Batch:

@@ -8,14 +8,16 @@ from typing import Any
 
 import numpy as np
 
+from picollm.figures.series import Series
 from picollm.figures.style import plt, save
 
 MAX_LABELS = 40  # beyond this many tokens, tick labels would overlap
 
 
-def draw(record: Mapping[str, Any], target: Path | str, dpi: int = 120) -> None:
+def draw(record: Mapping[str, Any], target: Path | str, dpi: int = 120) -> list[Series]:
     """``record`` is the interpret stage's attention JSON: ``tokens`` (T,) and ``maps``
-    (blocks, heads, T, T), row = query, column = key."""
+    (blocks, heads, T, T), row = query, column = key. Returns no series: the maps are images,
+    and the interpret stage's JSON already holds their numbers."""
     maps = np.asarray(record["maps"], dtype=float)  # (L, H, T, T)
     if maps.ndim != 4 or maps.shape[2] != maps.shape[3] or maps.shape[2] != len(record["tokens"]):
         raise ValueError(f"attention maps must be (blocks, heads, T, T) for T tokens: {maps.shape}")
@@ -34,6 +36,7 @@ def draw(record: Mapping[str, Any], target: Path | str, dpi: int = 120) -> None:
     fig.colorbar(image, ax=axes, shrink=0.6, label="attention weight")
     fig.suptitle(f"Attention of {record['model']} (rows: queries, columns: keys)", fontsize=11)
     save(fig, target, dpi)
+    return []
 
 
 def _label_axes(ax: Any, labels: list[str], show_y: bool, show_x: bool) -> None:

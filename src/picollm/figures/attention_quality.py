@@ -2,30 +2,47 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 
+from picollm.figures import series as drawn
+from picollm.figures.series import Series, as_runs, curve_over_seeds
 from picollm.figures.style import plt, save
 
 
 def draw(
-    curves: Mapping[str, pd.DataFrame],
+    curves: Mapping[str, pd.DataFrame | Sequence[pd.DataFrame]],
     parameters: Mapping[str, int],
     target: Path | str,
     dpi: int = 120,
-) -> None:
+) -> list[Series]:
     """``curves[kind]`` is the eval curve (step, train_loss, test_loss) of the model with that
-    attention; ``parameters[kind]`` its parameter count (shown, since the kinds' projections
-    differ slightly in size)."""
+    attention, or a list of them (one per seed); ``parameters[kind]`` its parameter count
+    (shown, since the kinds' projections differ slightly in size). Returns the series
+    ``<kind>_test`` and ``<kind>_train``."""
     if not curves:
         raise ValueError("attention_quality needs the curve of at least one attention kind")
     fig, ax = plt.subplots(figsize=(7.2, 4.4))
-    for index, (kind, curve) in enumerate(curves.items()):
+    drawn_series = []
+    for index, (kind, tables) in enumerate(curves.items()):
         label = f"{kind} ({parameters[kind] / 1e6:.2f}M params)"
-        ax.plot(curve["step"], curve["test_loss"], color=f"C{index}", label=label)
-        ax.plot(curve["step"], curve["train_loss"], color=f"C{index}", linestyle=":", alpha=0.6)
+        test, train = (
+            curve_over_seeds(
+                f"{kind}_{split}",
+                label if split == "test" else f"{kind} (train)",
+                "optimizer step",
+                "cross-entropy (nats/token)",
+                as_runs(tables),
+                "step",
+                f"{split}_loss",
+            )
+            for split in ("test", "train")
+        )
+        drawn.plot(ax, test, color=f"C{index}")
+        drawn.plot(ax, train, color=f"C{index}", linestyle=":", alpha=0.6)
+        drawn_series += [test, train]
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("cross-entropy (nats/token)")
     ax.set_title(
@@ -35,3 +52,4 @@ def draw(
     ax.legend(fontsize=8)
     fig.tight_layout()
     save(fig, target, dpi)
+    return drawn_series

@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from picollm.figures import series as drawn
+from picollm.figures.series import Series
 from picollm.figures.style import plt, save
 
 GREEDY_X = 0.0  # greedy decoding is the limit p -> 0 of nucleus sampling
@@ -18,17 +20,20 @@ PANELS = (
 
 def draw(
     sweeps: Mapping[str, Sequence[Mapping[str, Any]]], target: Path | str, dpi: int = 120
-) -> None:
+) -> list[Series]:
     """``sweeps[model]`` is the ``by_p`` table of the sample stage: one row per p (or
-    ``"greedy"``) with the diversity metrics of that p's samples."""
+    ``"greedy"``) with the diversity metrics of that p's samples. Returns the series
+    ``<model>_<metric>`` (x: p, greedy as 0), or with a list of tables per model (one per seed)
+    their means and bands."""
     if not sweeps:
         raise ValueError("diversity_vs_p needs the p sweep of at least one model")
     fig, axes = plt.subplots(1, len(PANELS), figsize=(4.2 * len(PANELS), 3.6))
+    drawn_series = []
     for ax, (metric, label) in zip(axes, PANELS, strict=True):
         for name, rows in sweeps.items():
-            xs = [GREEDY_X if row["p"] == "greedy" else row["p"] for row in rows]
-            ys = [row[metric] for row in rows]
-            ax.plot(xs, ys, marker="o", label=name)
+            curve = _over_seeds(f"{name}_{metric}", name, label, metric, rows)
+            drawn.plot(ax, curve, marker="o")
+            drawn_series.append(curve)
         ax.set_xlabel("nucleus mass p (0 = greedy)")
         ax.set_ylabel(label)
         ax.set_xlim(-0.05, 1.05)
@@ -37,3 +42,19 @@ def draw(
     fig.suptitle("Generated text against the nucleus mass p", fontsize=11)
     fig.tight_layout()
     save(fig, target, dpi)
+    return drawn_series
+
+
+def _over_seeds(id: str, name: str, y_label: str, metric: str, rows: Sequence[Any]) -> Series:
+    """``rows`` is one ``by_p`` table, or a list of them (one per seed)."""
+    tables = rows if rows and isinstance(rows[0], list | tuple) else [rows]
+    values: dict[float, list[float]] = {}
+    for table in tables:
+        for row in table:
+            values.setdefault(GREEDY_X if row["p"] == "greedy" else row["p"], []).append(
+                row[metric]
+            )
+    xs = list(values)
+    return Series.over_seeds(
+        id, name, "nucleus mass p (0 = greedy)", y_label, xs, list(values.values())
+    )

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 
+from picollm.figures import series as drawn
+from picollm.figures.series import Series, as_runs, curve_over_seeds
 from picollm.figures.style import plt, save
+
+LOSS = "cross-entropy (nats/token)"
 
 
 def draw(
-    curves: Mapping[str, pd.DataFrame],
+    curves: Mapping[str, pd.DataFrame | Sequence[pd.DataFrame]],
     entropy_floor: float | None,
     target: Path | str,
     dpi: int = 120,
-) -> None:
-    """Test loss (solid) and train loss (dotted) per model against tokens seen.
+) -> list[Series]:
+    """Test loss (solid) and train loss (dotted) per model against tokens seen; returns the
+    series ``<model>_test`` and ``<model>_train`` (a list of tables per model: one per seed).
 
     ``entropy_floor`` is the test set's true entropy in nats per token when every source in it
     is synthetic with a known generating process (``split.json``); it is drawn as a line, since
@@ -25,16 +30,20 @@ def draw(
     if not curves:
         raise ValueError("loss_curves needs the curve of at least one model")
     fig, ax = plt.subplots(figsize=(7.2, 4.4))
-    for index, (name, curve) in enumerate(curves.items()):
-        colour = f"C{index}"
-        ax.plot(curve["tokens_seen"], curve["test_loss"], color=colour, label=f"{name} (test)")
-        ax.plot(
-            curve["tokens_seen"],
-            curve["train_loss"],
-            color=colour,
-            linestyle=":",
-            label=f"{name} (train)",
-        )
+    drawn_series = []
+    for index, (name, tables) in enumerate(curves.items()):
+        for split, linestyle in (("test", "-"), ("train", ":")):
+            curve = curve_over_seeds(
+                f"{name}_{split}",
+                f"{name} ({split})",
+                "training tokens seen",
+                LOSS,
+                as_runs(tables),
+                "tokens_seen",
+                f"{split}_loss",
+            )
+            drawn.plot(ax, curve, color=f"C{index}", linestyle=linestyle)
+            drawn_series.append(curve)
     if entropy_floor is not None:
         ax.axhline(
             entropy_floor,
@@ -54,3 +63,4 @@ def draw(
     ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()
     save(fig, target, dpi)
+    return drawn_series

@@ -9,13 +9,17 @@ from typing import Any
 
 import numpy as np
 
+from picollm.figures.series import Series
 from picollm.figures.style import plt, save
 
 SHOWN_IN_FIGURE = 8  # features whose top context is written out in the third panel
+MSE = "reconstruction MSE (scaled activations)"
+L0 = "L0 (active features per token)"
 
 
-def draw(summary: Mapping[str, Any], target: Path | str, dpi: int = 120) -> None:
-    """``summary`` is the interpret stage's features JSON."""
+def draw(summary: Mapping[str, Any], target: Path | str, dpi: int = 120) -> list[Series]:
+    """``summary`` is the interpret stage's features JSON. Returns the training curves drawn,
+    ``sae_mse`` and ``sae_l0`` (the histogram and texts come straight from the JSON)."""
     fig, (density_ax, curve_ax, text_ax) = plt.subplots(
         1, 3, figsize=(16, 4.4), gridspec_kw={"width_ratios": [1, 1, 1.5]}
     )
@@ -31,6 +35,13 @@ def draw(summary: Mapping[str, Any], target: Path | str, dpi: int = 120) -> None
     )
     fig.tight_layout()
     save(fig, target, dpi)
+    steps = [row["step"] for row in summary["history"]]
+    return [
+        Series.of(
+            f"sae_{name}", name, "SAE step", label, steps, [row[name] for row in summary["history"]]
+        )
+        for name, label in (("mse", MSE), ("l0", L0))
+    ]
 
 
 def _density(ax: Any, density: np.ndarray) -> None:
@@ -48,12 +59,12 @@ def _training(ax: Any, history: list[Mapping[str, float]]) -> None:
     steps = [row["step"] for row in history]
     ax.plot(steps, [row["mse"] for row in history], color="tab:orange", label="MSE")
     ax.set_xlabel("SAE step")
-    ax.set_ylabel("reconstruction MSE (scaled activations)")
+    ax.set_ylabel(MSE)
     ax.set_yscale("log")
     ax.grid(alpha=0.3)
     l0_ax = ax.twinx()
     l0_ax.plot(steps, [row["l0"] for row in history], color="tab:green", label="L0")
-    l0_ax.set_ylabel("L0 (active features per token)")
+    l0_ax.set_ylabel(L0)
     lines = ax.get_lines() + l0_ax.get_lines()
     ax.legend(lines, [line.get_label() for line in lines], fontsize=8)
 

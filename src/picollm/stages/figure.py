@@ -60,11 +60,21 @@ def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
         "attention_maps": _interpretation,
         "sae_features": _interpretation,
     }[args.kind]
-    draw(args, params["figures"]["dpi"])
+    from picollm.figures.series import separations
+
+    drawn = draw(args, params["figures"]["dpi"])
     inputs = [*args.inputs, *([args.split] if args.split else []), *args.sweep]
     write_json(
         args.lineage,
-        lineage.record("figure", inputs, params, figure=args.kind, output=str(args.out)),
+        lineage.record(
+            "figure",
+            inputs,
+            params,
+            figure=args.kind,
+            output=str(args.out),
+            data=[series.to_dict() for series in drawn],
+            separations=separations(drawn),
+        ),
     )
 
 
@@ -93,24 +103,24 @@ def _sweep(args: argparse.Namespace) -> tuple[dict[str, Any] | None, list[dict[s
     return (bases[0] if bases else None), runs
 
 
-def _overfit_gap(args: argparse.Namespace, dpi: int) -> None:
+def _overfit_gap(args: argparse.Namespace, dpi: int) -> list[Any]:
     from picollm.figures import overfit_gap
 
     base, runs = _sweep(args)
-    overfit_gap.draw(_curves(args.inputs), args.out, dpi=dpi, base=base, runs=runs)
+    return overfit_gap.draw(_curves(args.inputs), args.out, dpi=dpi, base=base, runs=runs)
 
 
-def _hyperparams(args: argparse.Namespace, dpi: int) -> None:
+def _hyperparams(args: argparse.Namespace, dpi: int) -> list[Any]:
     from picollm.errors import UserError
     from picollm.figures import hyperparams
 
     base, runs = _sweep(args)
     if base is None or not runs:
         raise UserError("hyperparams needs --sweep with the study's metrics (sweep in params.yaml)")
-    hyperparams.draw(base, runs, args.out, dpi=dpi)
+    return hyperparams.draw(base, runs, args.out, dpi=dpi)
 
 
-def _loss_curves(args: argparse.Namespace, dpi: int) -> None:
+def _loss_curves(args: argparse.Namespace, dpi: int) -> list[Any]:
     from picollm.errors import UserError
     from picollm.figures import loss_curves
     from picollm.files import read_json
@@ -118,10 +128,10 @@ def _loss_curves(args: argparse.Namespace, dpi: int) -> None:
     if args.split is None:
         raise UserError("loss_curves needs --split (split.json) for the entropy floor")
     floor = read_json(args.split)["splits"]["test"]["entropy_floor_nats_per_token"]
-    loss_curves.draw(_curves(args.inputs), floor, args.out, dpi=dpi)
+    return loss_curves.draw(_curves(args.inputs), floor, args.out, dpi=dpi)
 
 
-def _attention_scaling(args: argparse.Namespace, dpi: int) -> None:
+def _attention_scaling(args: argparse.Namespace, dpi: int) -> list[Any]:
     import pandas as pd
 
     from picollm.errors import UserError
@@ -129,10 +139,10 @@ def _attention_scaling(args: argparse.Namespace, dpi: int) -> None:
 
     if len(args.inputs) != 1:
         raise UserError("attention_scaling needs --inputs with the one TSV of measurements")
-    attention_scaling.draw(pd.read_csv(args.inputs[0], sep="\t"), args.out, dpi=dpi)
+    return attention_scaling.draw(pd.read_csv(args.inputs[0], sep="\t"), args.out, dpi=dpi)
 
 
-def _attention_quality(args: argparse.Namespace, dpi: int) -> None:
+def _attention_quality(args: argparse.Namespace, dpi: int) -> list[Any]:
     """The base model (its own attention) and the study's runs that swap the attention."""
     import pandas as pd
 
@@ -150,10 +160,10 @@ def _attention_quality(args: argparse.Namespace, dpi: int) -> None:
         parameters[kind] = metrics["final"]["parameters"]
     if len(curves) < 2:
         raise UserError("attention_quality needs sweep.values.attention in params.yaml")
-    attention_quality.draw(curves, parameters, args.out, dpi=dpi)
+    return attention_quality.draw(curves, parameters, args.out, dpi=dpi)
 
 
-def _interpretation(args: argparse.Namespace, dpi: int) -> None:
+def _interpretation(args: argparse.Namespace, dpi: int) -> list[Any]:
     """attention_maps or sae_features, each from its one JSON of the interpret stage."""
     from picollm.errors import UserError
     from picollm.figures import attention_maps, sae_features
@@ -162,15 +172,15 @@ def _interpretation(args: argparse.Namespace, dpi: int) -> None:
     if len(args.inputs) != 1:
         raise UserError(f"{args.kind} needs --inputs with the one JSON of the interpret stage")
     module = attention_maps if args.kind == "attention_maps" else sae_features
-    module.draw(read_json(args.inputs[0]), args.out, dpi=dpi)
+    return module.draw(read_json(args.inputs[0]), args.out, dpi=dpi)
 
 
-def _diversity_vs_p(args: argparse.Namespace, dpi: int) -> None:
+def _diversity_vs_p(args: argparse.Namespace, dpi: int) -> list[Any]:
     from picollm.figures import diversity_vs_p
     from picollm.files import read_json
 
     sweeps = {summary["model"]: summary["by_p"] for summary in map(read_json, args.inputs)}
-    diversity_vs_p.draw(sweeps, args.out, dpi=dpi)
+    return diversity_vs_p.draw(sweeps, args.out, dpi=dpi)
 
 
 STAGE = Stage(

@@ -62,7 +62,8 @@ def train_model(
     extra: dict[str, Any] | None = None,
 ) -> None:
     """Train the model ``model_entry`` with the ``training`` settings on the split's train
-    documents (the first ``data_fraction`` of each source's), and write the stage's outputs."""
+    documents (the first ``data_fraction`` of each source's), and write the stage's outputs.
+    The number of steps does not depend on ``data_fraction`` (``training.config.run_length``)."""
     import torch
 
     from picollm import lineage
@@ -70,7 +71,8 @@ def train_model(
     from picollm.errors import ConfigError
     from picollm.files import read_json, write_json
     from picollm.models import build
-    from picollm.training import TrainConfig, batches_per_epoch, save_model_weights, train
+    from picollm.training import TrainConfig, save_model_weights, train
+    from picollm.training.config import run_length
     from picollm.training.distributed import process_group, torchrun_ranks
     from picollm.vocab import VOCAB_FILE, Vocabulary
 
@@ -86,6 +88,7 @@ def train_model(
         raise ConfigError(f"models.{name}: {err}") from None
 
     stores = {split: TokenStore.open(split_dir, split) for split in ("train", "test")}
+    split_tokens = int(stores["train"].doc_lengths.sum())  # the whole train split's
     stores["train"] = _first_fraction(stores["train"], data_fraction)
     block_size = arch["block_size"]
     stream = BatchStream(
@@ -120,8 +123,7 @@ def train_model(
     checkpoint_dir = CHECKPOINT_ROOT / f"{name}-{_fingerprint(identity, config.to_dict())}"
 
     train_tokens = int(stores["train"].doc_lengths.sum())
-    steps_per_epoch = batches_per_epoch(train_tokens, config.batch_size, block_size)
-    total_steps = config.total_steps(steps_per_epoch)
+    steps_per_epoch, total_steps = run_length(config, split_tokens, block_size)  # any fraction
     if config.warmup_steps >= total_steps:
         raise ConfigError(
             f"training.warmup_steps ({config.warmup_steps}) must be below the {total_steps} steps "

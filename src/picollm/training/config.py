@@ -117,6 +117,17 @@ def batches_per_epoch(train_tokens: int, batch_size: int, block_size: int) -> in
     return math.ceil(train_tokens / (batch_size * block_size))
 
 
+def run_length(config: TrainConfig, split_tokens: int, block_size: int) -> tuple[int, int]:
+    """``(steps_per_epoch, total_steps)`` of a run on a train split of ``split_tokens`` tokens.
+
+    An epoch is counted on the whole split even when a run trains on a fraction of it (the
+    ``data_fraction`` ladder): every run of a ladder then takes the same number of optimiser
+    steps, and a smaller training set is repeated for more passes, so only its size changes.
+    """
+    steps_per_epoch = batches_per_epoch(split_tokens, config.batch_size, block_size)
+    return steps_per_epoch, config.total_steps(steps_per_epoch)
+
+
 def _checked_betas(betas: Any) -> tuple[float, float]:
     if not isinstance(betas, list | tuple) or len(betas) != 2:
         raise ValueError(f"betas must be a pair [beta1, beta2], got {betas!r}")

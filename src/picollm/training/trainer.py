@@ -51,7 +51,7 @@ from picollm.training.distributed import (
     wrap_model,
 )
 from picollm.training.history import EvalRecord, StepRecord, TrainingHistory, final_metrics
-from picollm.training.loss import evaluation_sums, next_token_loss
+from picollm.training.loss import LossEstimate, evaluation_sums, next_token_loss, window_sums
 from picollm.training.optim import (
     build_optimizer,
     clip_gradients,
@@ -107,6 +107,7 @@ def train(
     identity: Mapping[str, Any] | None = None,
     on_eval: EvalCallback | None = None,
     progress: bool = True,
+    final_eval_sets: Mapping[str, Sequence[Batch]] | None = None,
 ) -> TrainResult:
     """Train ``model`` for ``config.total_steps(steps_per_epoch)`` steps, or resume and finish.
 
@@ -115,6 +116,9 @@ def train(
     description of what else defines the run (model hyperparameters, data hashes): a checkpoint
     written under another identity, another ``config`` or another model shape is refused with
     ``CheckpointError``. ``progress`` shows a progress bar on stderr when it is a terminal.
+    ``final_eval_sets`` (e.g. ``loader.matched_eval_sets``: whole splits) are evaluated once,
+    after the last step, into ``history.final``: each split's loss with its standard error
+    (``loss.LossEstimate``); ``metrics`` then report those final losses.
     Raises ``TrainingDivergedError`` when the loss stops being finite.
 
     Inside an initialised process group of N > 1 processes (``distributed.process_group``),
@@ -127,6 +131,8 @@ def train(
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     _check_eval_sets(eval_sets)
+    if final_eval_sets is not None:
+        _check_eval_sets(final_eval_sets)
     ranks = current_ranks()
     check_batch_divisible(config.batch_size, ranks)
     total_steps = config.total_steps(steps_per_epoch)
@@ -138,6 +144,7 @@ def train(
     run = _Run(
         model, train_stream, eval_sets, config, Path(checkpoint_dir), total_steps, identity, ranks
     )
+    run.final_eval_sets = final_eval_sets or {}
     resumed_from = run.restore_or_seed()
     no_bar = None if progress and ranks.is_main else True  # None: a bar only on a terminal
     with tqdm(
@@ -185,6 +192,7 @@ class _Run:
         )
         self.stream = stream
         self.eval_sets = eval_sets
+        self.final_eval_sets: Mapping[str, Sequence[Batch]] = {}
         self.checkpoint_path = checkpoint_dir / CHECKPOINT_FILE
         self.fingerprint = run_fingerprint(config, total_steps, model, identity)
         self.history = TrainingHistory()
@@ -289,6 +297,8 @@ class _Run:
                 interval_tokens, interval_time = 0, 0.0
             if self.step % config.eval_interval == 0 or last:
                 self.evaluate(on_eval)
+            if last:
+                self.evaluate_final()
             checkpoint_every = config.checkpoint_interval
             if last or (checkpoint_every and self.step % checkpoint_every == 0):
                 self.save()
@@ -381,6 +391,25 @@ class _Run:
                 on_eval(self.step, dict(losses))
             finally:
                 restore_rng_state(rng_state)
+
+    def evaluate_final(self) -> None:
+        """Each final eval set's loss and standard error, into ``history.final``."""
+        for name, batches in self.final_eval_sets.items():
+            mine = itertools.islice(batches, self.ranks.rank, None, self.ranks.world_size)
+            sums, counts = window_sums(self.model, mine, self.device, self.autocast_dtype)
+            parts = gather_objects((sums, counts), self.ranks)  # every process's windows
+            estimate = LossEstimate.from_window_sums(
+                torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+            )
+            self.history.final[name] = estimate.to_dict()
+        if self.final_eval_sets and self.ranks.is_main:
+            logger.info(
+                "final evaluation: %s",
+                "  ".join(
+                    f"{k} {v['loss']:.4f} +- {v['stderr']:.4f} ({v['tokens']} tokens)"
+                    for k, v in self.history.final.items()
+                ),
+            )
 
     def eval_loss(self, batches: Sequence[Batch]) -> float:
         """Mean loss per counted target on ``batches``; process r evaluates batches r, r + N, ..."""
