@@ -11,6 +11,7 @@ import pytest
 from picollm.stages import train as train_stage
 from picollm.training import TrainConfig
 from picollm.training.config import run_length
+from picollm.vocab import VOCAB_FILE, Vocabulary
 
 
 def write_split(directory):
@@ -22,7 +23,12 @@ def write_split(directory):
         tokens = rng.integers(0, 200, size=int(lengths.sum())).astype(np.uint16)
         np.save(directory / f"{split}.tokens.npy", tokens)
         np.save(directory / f"{split}.docs.npy", np.stack([starts, lengths, 0 * lengths], axis=1))
-    summary = {"sources": ["corpus"], "splits": {s: {"sha256": s} for s in ("train", "test")}}
+    Vocabulary.gpt2().save(directory / VOCAB_FILE)
+    summary = {
+        "sources": ["corpus"],
+        "splits": {s: {"sha256": s, "unknown_token_share": 0.0} for s in ("train", "test")},
+        "vocab": {"name": "gpt2-50257", "sha256": "v"},
+    }
     (directory / "split.json").write_text(json.dumps(summary))
     return directory / "split.json"
 
