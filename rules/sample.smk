@@ -5,7 +5,7 @@ rule sample:
     input:
         weights=rules.train.output.weights,
         run=rules.train.output.run,
-        code=stage_code("sample"),
+        code=stage_code("sample-sweep"),
     output:
         samples="results/samples/{model}.jsonl",
         summary="results/samples/{model}.json",
@@ -17,13 +17,13 @@ rule sample:
         ),
     params:
         file=PARAMS_FILE,
-        **declared("sample"),
+        **declared("sample-sweep"),
     log:
         "results/logs/sample/{model}.log",
     conda:
         CONDA_ENV
     shell:
-        "picollm sample --params {params.file:q} --model {wildcards.model:q}"
+        "picollm sample-sweep --params {params.file:q} --model {wildcards.model:q}"
         " --weights {input.weights:q} --run {input.run:q}"
         " --samples {output.samples:q} --summary {output.summary:q} --table {output.table:q}"
         " --log {log:q}"

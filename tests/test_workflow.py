@@ -10,7 +10,7 @@ def files(stage: str) -> set[str]:
 def test_names_imported_from_a_lazy_package_reach_the_submodule_defining_them():
     train = files("train")  # `from picollm.training import train, ...` (PEP 562 exports)
     assert {"training/trainer.py", "training/checkpoint.py", "training/history.py"} <= train
-    sample = files("sample")  # `from picollm.training import load_trained_model`
+    sample = files("sample-sweep")  # `from picollm.training import load_trained_model`
     assert {"training/weights.py", "training/checkpoint.py", "models/transformer.py"} <= sample
     assert "training/trainer.py" not in sample
 

@@ -52,6 +52,17 @@ def _add_stage(commands: argparse._SubParsersAction, stage: Stage) -> None:
 
 
 def _add_tools(commands: argparse._SubParsersAction) -> None:
+    from picollm import sample_command
+
+    sample = commands.add_parser(
+        "sample",
+        help="print samples from a trained model: picollm sample RUN_DIR --prompt TEXT",
+        description="Continue prompts with a trained model. RUN_DIR is its folder: "
+        "results/models/<model> or a sweep run's results/sweeps/<model>/<key>/<index>.",
+    )
+    sample_command.configure(sample)
+    sample.set_defaults(handler=sample_command.run)
+
     validate = commands.add_parser("validate", help="check a params file against the schema")
     validate.add_argument("--params", default=DEFAULT_PARAMS)
     validate.set_defaults(handler=_validate)

@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from picollm.config import load_params, prune
-
 # CLI name -> module under picollm.stages
 STAGE_MODULES: dict[str, str] = {
     "three-seqs": "three_seqs",
@@ -29,7 +27,7 @@ STAGE_MODULES: dict[str, str] = {
     "split": "split",
     "train": "train",
     "sweep": "sweep",
-    "sample": "sample",
+    "sample-sweep": "sample",
     "attention-scaling": "attention_scaling",
     "interpret": "interpret",
     "figure": "figure",
@@ -71,6 +69,8 @@ def add_trained_model_options(parser: argparse.ArgumentParser) -> None:
 def execute(stage: Stage, args: argparse.Namespace) -> None:
     """Validate the whole params file, prune it to the stage's keys, and run the stage
     (with all its output, Python's and native libraries' alike, sent to ``args.log`` if set)."""
+    from picollm.config import load_params, prune  # jsonschema and yaml: not for other commands
+
     params = load_params(args.params)
     wildcards = {name: getattr(args, name) for name in stage.wildcards}
     with _output_to(args.log):
