@@ -221,6 +221,29 @@ def test_killed_training_resumes_when_the_same_command_is_rerun(tmp_path):
     assert not list(checkpoints.glob("*/checkpoint.pt")), "finished runs clean up checkpoints"
 
 
+def test_training_progress_is_in_the_job_log(tmp_path):
+    """`tail -f results/logs/train/<m>.log` follows a run: progress lines, then the result."""
+    project = make_project(tmp_path, TINY)
+    run(project, "snakemake", "--cores", "1", "results/models/lstm/weights.safetensors")
+    lines = (project / "results/logs/train/lstm.log").read_text().splitlines()
+    progress = [line for line in lines if " step " in line and "time left" in line]
+    assert progress and " step 6/6 " in progress[-1], lines
+    assert all(word in progress[0] for word in ("loss", "lr", "tokens/s"))
+    assert json.loads(lines[-1])["test_loss"] > 0
+
+
+def test_a_failing_job_leaves_its_error_in_its_log(tmp_path):
+    params = copy.deepcopy(TINY)
+    params["training"]["warmup_steps"] = 50  # more than the run's 6 steps: found by the stage
+    project = make_project(tmp_path, params)
+    target = "results/models/lstm/weights.safetensors"
+    result = run(project, "snakemake", "--cores", "1", target, check=False)
+    assert result.returncode != 0
+    error = "picollm train: error: training.warmup_steps (50) must be below the 6 steps"
+    assert error in (project / "results/logs/train/lstm.log").read_text()
+    assert error in result.stderr
+
+
 def test_the_interpretability_study_draws_attention_maps_and_sae_features(tmp_path):
     params = copy.deepcopy(TINY)
     params["models"]["transformer"] = {"type": "transformer", "d_model": 16, "n_heads": 2}

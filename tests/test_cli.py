@@ -1,0 +1,95 @@
+"""The command line: help on every option, errors where the user looks (stderr and the log)."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from picollm.cli import build_parser
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    (action,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(action.choices)
+
+
+def test_every_option_of_every_command_has_help():
+    missing = [
+        f"picollm {name} {'/'.join(action.option_strings) or action.dest}"
+        for name, sub in subcommands(build_parser()).items()
+        for action in sub._actions
+        if not action.help
+    ]
+    assert missing == []
+
+
+FAKE_STAGE = """
+import logging, sys
+from pathlib import Path
+from picollm.cli import main
+from picollm.errors import UserError
+from picollm.stages import Stage, STAGE_MODULES
+import picollm.stages as stages
+
+def run(args, params):
+    print("started", flush=True)
+    logging.getLogger("picollm.training.trainer").info("step 1/2  loss 3.0")
+    if args.fail == "user":
+        raise UserError("data/x.txt: no such file; fix the path")
+    if args.fail == "bug":
+        raise RuntimeError("deep inside")
+
+def configure(parser):
+    parser.add_argument("--fail", help="how to fail")
+
+stage = Stage(name="fake", help="a stage for tests", param_keys=(), configure=configure, run=run)
+STAGE_MODULES["fake"] = "fake"
+stages.load_stage = lambda name, real=stages.load_stage: stage if name == "fake" else real(name)
+import picollm.cli
+picollm.cli.load_stage = stages.load_stage
+sys.exit(main(["fake", *sys.argv[1:]]))
+"""
+
+
+def fake(tmp_path: Path, *argv: str) -> subprocess.CompletedProcess:
+    """A stage run as a command (its output through real file descriptors, as in a job)."""
+    command = [sys.executable, "-c", FAKE_STAGE, "--params", str(ROOT / "params.yaml"), *argv]
+    return subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
+
+
+@pytest.mark.parametrize(
+    "fail, says",
+    [("user", "picollm fake: error: data/x.txt: no such file; fix the path\n"),
+     ("bug", "RuntimeError: deep inside\n")],
+)  # fmt: skip
+def test_a_failing_stage_writes_its_error_to_its_log_and_to_stderr(tmp_path, fail, says):
+    log = tmp_path / "logs" / "fake.log"
+    result = fake(tmp_path, "--log", str(log), "--fail", fail)
+    assert result.returncode != 0
+    text = log.read_text()
+    assert text.startswith("started\n") and text.endswith(says)
+    assert result.stderr.endswith(says)
+    if fail == "user":
+        assert text.count("error") == 1 and "Traceback" not in result.stderr
+
+
+def test_progress_lines_go_to_the_log_or_to_the_console(tmp_path):
+    log = tmp_path / "fake.log"
+    assert fake(tmp_path, "--log", str(log)).returncode == 0
+    assert log.read_text().splitlines()[-1].endswith(" step 1/2  loss 3.0")
+    by_hand = fake(tmp_path)
+    assert by_hand.stdout == "started\n" and by_hand.stderr.endswith(" step 1/2  loss 3.0\n")
+
+
+def test_a_bad_params_file_is_in_the_log_too(tmp_path):
+    log = tmp_path / "fake.log"
+    result = fake(tmp_path, "--params", str(tmp_path / "missing.yaml"), "--log", str(log))
+    assert result.returncode == 2
+    assert "missing.yaml: no such file" in log.read_text()
+    assert "missing.yaml: no such file" in result.stderr
