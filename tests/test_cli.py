@@ -93,3 +93,27 @@ def test_a_bad_params_file_is_in_the_log_too(tmp_path):
     assert result.returncode == 2
     assert "missing.yaml: no such file" in log.read_text()
     assert "missing.yaml: no such file" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "argv, named",
+    [
+        (["figure", "overfit_gap", "--inputs", "{tmp}/lstm/curve.tsv"],
+         "{tmp}/lstm/curve.tsv: no such file or directory"),
+        (["figure", "loss_curves", "--inputs", "{tmp}/c.tsv", "--split", "{tmp}"],
+         "{tmp}: is a directory"),
+        (["sample-sweep", "--model", "lstm", "--weights", "{tmp}/w.safetensors",
+          "--run", "{tmp}/run.json", "--samples", "{tmp}/s.jsonl", "--summary", "{tmp}/s.json",
+          "--table", "{tmp}/s.tsv"], "{tmp}/run.json: no such file or directory"),
+    ],
+)  # fmt: skip
+def test_a_wrong_path_is_one_line_naming_it(tmp_path, capsys, argv, named):
+    from picollm.cli import main
+
+    fill = [arg.format(tmp=tmp_path) for arg in argv]
+    outputs = ["--out", str(tmp_path / "f.png"), "--lineage", str(tmp_path / "f.json")]
+    params = ["--params", str(ROOT / "params.yaml")]
+    status = main([*fill, *(outputs if argv[0] == "figure" else []), *params])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1
+    assert f"error: {named.format(tmp=tmp_path)}; check the path" in err

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from picollm.errors import UserError
+
 # CLI name -> module under picollm.stages
 STAGE_MODULES: dict[str, str] = {
     "three-seqs": "three_seqs",
@@ -83,11 +85,24 @@ def execute(stage: Stage, args: argparse.Namespace) -> None:
         try:
             params = load_params(args.params)
             wildcards = {name: getattr(args, name) for name in stage.wildcards}
-            stage.run(args, prune(params, stage.keys(**wildcards)))
+            try:
+                stage.run(args, prune(params, stage.keys(**wildcards)))
+            except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as err:
+                raise _missing_input(err) from err
         except Exception as err:
             if args.log is not None:  # stderr is the log file here
                 _print_error(stage.name, err)
             raise
+
+
+def _missing_input(err: OSError) -> UserError:
+    """A path given to a stage that is not there (or not a file): one line naming it."""
+    if err.filename is None:  # a message of our own, which names the path
+        return UserError(str(err))
+    return UserError(
+        f"{err.filename}: {(err.strerror or 'cannot open').lower()}; check the path given on "
+        f"the command line (a pipeline output is made by `snakemake {err.filename}`)"
+    )
 
 
 def _log_progress_to_stderr() -> None:
@@ -114,7 +129,7 @@ class _StderrHandler(logging.StreamHandler):
 
 def _print_error(command: str, err: Exception) -> None:
     """The error as the CLI shows it: one line for a ``UserError``, else the traceback."""
-    from picollm.errors import UserError, error_line
+    from picollm.errors import error_line
 
     if isinstance(err, UserError):
         print(error_line(command, err), file=sys.stderr, flush=True)
