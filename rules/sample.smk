@@ -24,6 +24,6 @@ rule sample:
         CONDA_ENV
     shell:
         "picollm sample-sweep --params {params.file:q} --model {wildcards.model:q}"
-        " --weights {input.weights:q} --run {input.run:q}"
+        " --weights {input.weights:q} --run-json {input.run:q}"
         " --samples {output.samples:q} --summary {output.summary:q} --table {output.table:q}"
-        " --log {log:q}"
+        " --log-file {log:q}"

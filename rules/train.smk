@@ -25,6 +25,6 @@ rule train:
         CONDA_ENV
     shell:
         "picollm train --params {params.file:q} --model {wildcards.model:q}"
-        " --split {input.split:q} --weights {output.weights:q} --metrics {output.metrics:q} --run {output.run:q}"
+        " --split {input.split:q} --weights {output.weights:q} --metrics {output.metrics:q} --run-json {output.run:q}"
         " --curve {output.curve:q} --steps {output.steps:q}"
-        " --log {log:q}"
+        " --log-file {log:q}"

@@ -70,7 +70,7 @@ def fake(tmp_path: Path, *argv: str) -> subprocess.CompletedProcess:
 )  # fmt: skip
 def test_a_failing_stage_writes_its_error_to_its_log_and_to_stderr(tmp_path, fail, says):
     log = tmp_path / "logs" / "fake.log"
-    result = fake(tmp_path, "--log", str(log), "--fail", fail)
+    result = fake(tmp_path, "--log-file", str(log), "--fail", fail)
     assert result.returncode != 0
     text = log.read_text()
     assert text.startswith("started\n") and text.endswith(says)
@@ -81,7 +81,7 @@ def test_a_failing_stage_writes_its_error_to_its_log_and_to_stderr(tmp_path, fai
 
 def test_progress_lines_go_to_the_log_or_to_the_console(tmp_path):
     log = tmp_path / "fake.log"
-    assert fake(tmp_path, "--log", str(log)).returncode == 0
+    assert fake(tmp_path, "--log-file", str(log)).returncode == 0
     assert log.read_text().splitlines()[-1].endswith(" step 1/2  loss 3.0")
     by_hand = fake(tmp_path)
     assert by_hand.stdout == "started\n" and by_hand.stderr.endswith(" step 1/2  loss 3.0\n")
@@ -89,7 +89,7 @@ def test_progress_lines_go_to_the_log_or_to_the_console(tmp_path):
 
 def test_a_bad_params_file_is_in_the_log_too(tmp_path):
     log = tmp_path / "fake.log"
-    result = fake(tmp_path, "--params", str(tmp_path / "missing.yaml"), "--log", str(log))
+    result = fake(tmp_path, "--params", str(tmp_path / "missing.yaml"), "--log-file", str(log))
     assert result.returncode == 2
     assert "missing.yaml: no such file" in log.read_text()
     assert "missing.yaml: no such file" in result.stderr
@@ -103,7 +103,7 @@ def test_a_bad_params_file_is_in_the_log_too(tmp_path):
         (["figure", "loss_curves", "--inputs", "{tmp}/c.tsv", "--split", "{tmp}"],
          "{tmp}: is a directory"),
         (["sample-sweep", "--model", "lstm", "--weights", "{tmp}/w.safetensors",
-          "--run", "{tmp}/run.json", "--samples", "{tmp}/s.jsonl", "--summary", "{tmp}/s.json",
+          "--run-json", "{tmp}/run.json", "--samples", "{tmp}/s.jsonl", "--summary", "{tmp}/s.json",
           "--table", "{tmp}/s.tsv"], "{tmp}/run.json: no such file or directory"),
     ],
 )  # fmt: skip
@@ -117,3 +117,21 @@ def test_a_wrong_path_is_one_line_naming_it(tmp_path, capsys, argv, named):
     err = capsys.readouterr().err
     assert status == 2 and err.count("\n") == 1
     assert f"error: {named.format(tmp=tmp_path)}; check the path" in err
+
+
+@pytest.mark.parametrize("command", ["train", "sweep"])
+def test_no_training_option_is_taken_by_torchrun(command):
+    """torchrun parses the whole command line, abbreviations included: an option of ours that
+    begins one of torchrun's (``--run`` of ``--run-path``) stops it before training starts."""
+    from torch.distributed.run import get_args_parser
+
+    theirs = [s for a in get_args_parser()._actions for s in a.option_strings if s.startswith("--")]
+    ours = [
+        option
+        for action in subcommands(build_parser())[command]._actions
+        if not isinstance(action, argparse._HelpAction)  # --help: torchrun's own, rightly
+        for option in action.option_strings
+    ]
+    assert "--run-path" in theirs and "--log-dir" in theirs  # the ones we used to collide with
+    taken = {option: [t for t in theirs if t.startswith(option)] for option in ours}
+    assert {option: hits for option, hits in taken.items() if hits} == {}

@@ -48,7 +48,12 @@ def _add_stage(commands: argparse._SubParsersAction, stage: Stage) -> None:
         help=f"the params file (default: {DEFAULT_PARAMS}); this stage reads "
         + ", ".join(stage.param_keys or ("no keys",)),
     )
-    sub.add_argument("--log", type=Path, help="write all output of the stage to this file")
+    sub.add_argument(
+        "--log-file",
+        dest="log",
+        type=Path,
+        help="write all output of the stage (progress, errors) to this file",
+    )
     stage.configure(sub)
     sub.set_defaults(handler=lambda args: execute(stage, args))
 

@@ -62,11 +62,15 @@ def load_stage(name: str) -> Stage:
 
 
 def add_trained_model_options(parser: argparse.ArgumentParser) -> None:
-    """``--model``, ``--weights`` and ``--run``: a trained model for a stage that reads one."""
+    """``--model``, ``--weights`` and ``--run-json``: a trained model for a stage that reads one."""
     parser.add_argument("--model", required=True, help="the model's name under `models`")
     parser.add_argument("--weights", type=Path, required=True, help="its weights.safetensors")
     parser.add_argument(
-        "--run", type=Path, required=True, help="its training run.json (holds the architecture)"
+        "--run-json",
+        dest="run",
+        type=Path,
+        required=True,
+        help="its training run.json (holds the architecture)",
     )
 
 
