@@ -244,6 +244,36 @@ def test_a_failing_job_leaves_its_error_in_its_log(tmp_path):
     assert error in result.stderr
 
 
+def test_torchrun_trains_as_the_readme_shows_and_matches_one_process(tmp_path, monkeypatch):
+    """The README's data-parallel command, through torchrun itself (two CPU processes, gloo on
+    the loopback interface), computes the single-process run up to float summation order."""
+    import pandas as pd
+    import safetensors.torch
+
+    project = make_project(tmp_path, TINY)
+    run(project, "snakemake", "--cores", "1", "data/processed/split/split.json")
+    common = ["--params", "params.yaml", "--model", "lstm", "--split",
+              "data/processed/split/split.json"]  # fmt: skip
+
+    def outputs(folder: str) -> list[str]:
+        files = ("weights.safetensors", "metrics.json", "run.json", "curve.tsv", "steps.tsv")
+        options = ("--weights", "--metrics", "--run-json", "--curve", "--steps")
+        return [part for o, f in zip(options, files, strict=True) for part in (o, f"{folder}/{f}")]
+
+    torchrun = ["torchrun", "--standalone", "--nproc_per_node", "2", "-m", "picollm", "train"]
+    monkeypatch.setenv("GLOO_SOCKET_IFNAME", "lo")
+    run(project, *torchrun, *common, *outputs("two"))
+    run(project, "picollm", "train", *common, *outputs("one"))
+    curves = [pd.read_csv(project / f"{n}/curve.tsv", sep="\t") for n in ("one", "two")]
+    assert len(curves[0]) > 1
+    pd.testing.assert_frame_equal(curves[0], curves[1], rtol=1e-4)
+    weights = [
+        safetensors.torch.load_file(project / f"{n}/weights.safetensors") for n in ("one", "two")
+    ]
+    for name, tensor in weights[0].items():
+        assert (tensor - weights[1][name]).abs().max() < 1e-4, name
+
+
 def test_the_interpretability_study_draws_attention_maps_and_sae_features(tmp_path):
     params = copy.deepcopy(TINY)
     params["models"]["transformer"] = {"type": "transformer", "d_model": 16, "n_heads": 2}
