@@ -172,6 +172,17 @@ def test_slurm_profile_plans_the_whole_pipeline(tmp_path):
     assert "train" in result.stdout and "overfit_gap" in result.stdout
 
 
+@pytest.mark.parametrize("profile", ["workflow/profiles/default", "workflow/profiles/slurm"])
+def test_a_model_asking_for_processes_trains_under_torchrun(tmp_path, profile):
+    params = copy.deepcopy(TINY)
+    params["models"]["lstm"]["training"] = {"processes": 2}
+    project = make_project(tmp_path, params)
+    result = run(project, "snakemake", "--profile", profile, "-n", "-p", "--cores", "2")
+    train = [line for line in result.stdout.splitlines() if " train --params" in line]
+    launched = "torchrun --standalone --nproc_per_node 2 -m picollm train --params"
+    assert train and all(launched in line for line in train), result.stdout
+
+
 def test_killed_training_resumes_when_the_same_command_is_rerun(tmp_path):
     """SIGKILL the training process mid-run; the same snakemake command then resumes it from
     its checkpoint, and the result is bit-identical to an uninterrupted run. (One thread per
