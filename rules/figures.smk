@@ -140,3 +140,25 @@ rule attention_quality:
     shell:
         "picollm figure attention_quality --params {params.file:q} --sweep {input.sweep:q}"
         " --out {output.png:q} --lineage {output.lineage:q} --log-file {log:q}"
+
+
+rule metrics_table:
+    input:
+        metrics=expand("results/models/{model}/metrics.json", model=MODELS),
+        code=stage_code("metrics-table"),
+    output:
+        table=report(
+            "results/metrics.tsv",
+            caption="../workflow/report/metrics.rst",
+            category="Metrics",
+        ),
+    params:
+        file=PARAMS_FILE,
+        **declared("metrics-table"),
+    log:
+        "results/logs/metrics_table.log",
+    conda:
+        CONDA_ENV
+    shell:
+        "picollm metrics-table --params {params.file:q} --inputs {input.metrics:q}"
+        " --out {output.table:q} --log-file {log:q}"

@@ -135,3 +135,26 @@ def test_no_training_option_is_taken_by_torchrun(command):
     assert "--run-path" in theirs and "--log-dir" in theirs  # the ones we used to collide with
     taken = {option: [t for t in theirs if t.startswith(option)] for option in ours}
     assert {option: hits for option, hits in taken.items() if hits} == {}
+
+
+def test_the_metrics_table_has_a_row_per_model(tmp_path, capsys):
+    import json
+
+    from picollm.cli import main
+
+    inputs = []
+    for model, loss in (("lstm", 2.5), ("transformer", 1.25)):
+        path = tmp_path / model / "metrics.json"
+        path.parent.mkdir()
+        headline = {"train_loss": loss, "test_loss": loss + 0.5, "gap": 0.5,
+                    "tokens_per_s": 12345.6, "parameters": 1000}  # fmt: skip
+        path.write_text(json.dumps(headline))
+        inputs.append(str(path))
+    out = tmp_path / "metrics.tsv"
+    params = ["--params", str(ROOT / "params.yaml")]
+    assert main(["metrics-table", "--inputs", *inputs, "--out", str(out), *params]) == 0
+    assert out.read_text().splitlines() == [
+        "model\ttrain_loss\ttest_loss\tgap\ttokens_per_s\tparameters",
+        "lstm\t2.5000\t3.0000\t0.5000\t12346\t1000",
+        "transformer\t1.2500\t1.7500\t0.5000\t12346\t1000",
+    ]

@@ -327,3 +327,9 @@ def test_snakemake_report_holds_every_figure_and_the_samples(built):
     report = (built / "results/report.html").read_text(errors="replace")
     for name in ("overfit_gap.png", "loss_curves.png", "diversity_vs_p.png", "lstm.tsv"):
         assert name in report
+    assert "metrics.tsv" in report
+    header, row = (built / "results/metrics.tsv").read_text().splitlines()
+    metrics = json.loads((built / "results/models/lstm/metrics.json").read_text())
+    assert header.split("\t") == ["model", "train_loss", "test_loss", "gap", "tokens_per_s",
+                                   "parameters"]  # fmt: skip
+    assert row.split("\t")[0] == "lstm" and row.split("\t")[-1] == str(metrics["parameters"])

@@ -35,6 +35,7 @@ STAGE_MODULES: dict[str, str] = {
     "attention-scaling": "attention_scaling",
     "interpret": "interpret",
     "figure": "figure",
+    "metrics-table": "metrics_table",
 }
 
 
