@@ -15,4 +15,4 @@ rule measure_attention_scaling:
     conda:
         CONDA_ENV
     shell:
-        "picollm attention-scaling --params {params.file:q} --out {output.points:q} --log {log:q}"
+        "picollm attention-scaling --params {params.file:q} --out {output.points:q} --log-file {log:q}"

@@ -3,7 +3,14 @@
 import re
 
 from picollm.config import ConfigError, load_params
-from picollm.workflow import corpus_inputs, split_outputs, stage_code, stage_keys, stage_params
+from picollm.workflow import (
+    corpus_inputs,
+    split_outputs,
+    stage_code,
+    stage_keys,
+    stage_params,
+    train_launcher,
+)
 
 if workflow.config_settings.config:
     raise WorkflowError(

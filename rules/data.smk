@@ -11,7 +11,7 @@ rule three_seqs:
     conda:
         CONDA_ENV
     shell:
-        "picollm three-seqs --out {output.text:q} --log {log:q}"
+        "picollm three-seqs --out {output.text:q} --log-file {log:q}"
 
 
 rule tokenize:
@@ -31,7 +31,7 @@ rule tokenize:
         CONDA_ENV
     shell:
         "picollm tokenize --params {params.file:q} --out {output.corpus:q}"
-        " --metadata {output.metadata:q} --workers {threads} --log {log:q}"
+        " --metadata {output.metadata:q} --workers {threads} --log-file {log:q}"
 
 
 rule split:
@@ -49,4 +49,4 @@ rule split:
         CONDA_ENV
     shell:
         "picollm split --params {params.file:q} --corpus {input.corpus:q}"
-        " --summary {output.summary:q} --log {log:q}"
+        " --summary {output.summary:q} --log-file {log:q}"

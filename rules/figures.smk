@@ -22,7 +22,7 @@ rule overfit_gap:
         CONDA_ENV
     shell:
         "picollm figure overfit_gap --params {params.file:q} --inputs {input.curves:q}"
-        " --sweep {input.sweep:q} --out {output.png:q} --lineage {output.lineage:q} --log {log:q}"
+        " --sweep {input.sweep:q} --out {output.png:q} --lineage {output.lineage:q} --log-file {log:q}"
 
 
 rule loss_curves:
@@ -46,7 +46,7 @@ rule loss_curves:
         CONDA_ENV
     shell:
         "picollm figure loss_curves --params {params.file:q} --inputs {input.curves:q}"
-        " --split {input.split:q} --out {output.png:q} --lineage {output.lineage:q} --log {log:q}"
+        " --split {input.split:q} --out {output.png:q} --lineage {output.lineage:q} --log-file {log:q}"
 
 
 rule diversity_vs_p:
@@ -69,7 +69,7 @@ rule diversity_vs_p:
         CONDA_ENV
     shell:
         "picollm figure diversity_vs_p --params {params.file:q} --inputs {input.sweeps:q}"
-        " --out {output.png:q} --lineage {output.lineage:q} --log {log:q}"
+        " --out {output.png:q} --lineage {output.lineage:q} --log-file {log:q}"
 
 
 rule hyperparams:
@@ -92,7 +92,7 @@ rule hyperparams:
         CONDA_ENV
     shell:
         "picollm figure hyperparams --params {params.file:q} --sweep {input.sweep:q}"
-        " --out {output.png:q} --lineage {output.lineage:q} --log {log:q}"
+        " --out {output.png:q} --lineage {output.lineage:q} --log-file {log:q}"
 
 
 rule attention_scaling:
@@ -115,7 +115,7 @@ rule attention_scaling:
         CONDA_ENV
     shell:
         "picollm figure attention_scaling --params {params.file:q} --inputs {input.points:q}"
-        " --out {output.png:q} --lineage {output.lineage:q} --log {log:q}"
+        " --out {output.png:q} --lineage {output.lineage:q} --log-file {log:q}"
 
 
 rule attention_quality:
@@ -139,4 +139,26 @@ rule attention_quality:
         CONDA_ENV
     shell:
         "picollm figure attention_quality --params {params.file:q} --sweep {input.sweep:q}"
-        " --out {output.png:q} --lineage {output.lineage:q} --log {log:q}"
+        " --out {output.png:q} --lineage {output.lineage:q} --log-file {log:q}"
+
+
+rule metrics_table:
+    input:
+        metrics=expand("results/models/{model}/metrics.json", model=MODELS),
+        code=stage_code("metrics-table"),
+    output:
+        table=report(
+            "results/metrics.tsv",
+            caption="../workflow/report/metrics.rst",
+            category="Metrics",
+        ),
+    params:
+        file=PARAMS_FILE,
+        **declared("metrics-table"),
+    log:
+        "results/logs/metrics_table.log",
+    conda:
+        CONDA_ENV
+    shell:
+        "picollm metrics-table --params {params.file:q} --inputs {input.metrics:q}"
+        " --out {output.table:q} --log-file {log:q}"

@@ -28,9 +28,9 @@ rule interpret:
         CONDA_ENV
     shell:
         "picollm interpret --params {params.file:q} --model {wildcards.model:q}"
-        " --weights {input.weights:q} --run {input.run:q} --split {input.split:q}"
+        " --weights {input.weights:q} --run-json {input.run:q} --split {input.split:q}"
         " --attention {output.attention:q} --sae {output.sae:q}"
-        " --features {output.features:q} --table {output.table:q} --log {log:q}"
+        " --features {output.features:q} --table {output.table:q} --log-file {log:q}"
 
 
 rule attention_maps:
@@ -53,7 +53,7 @@ rule attention_maps:
         CONDA_ENV
     shell:
         "picollm figure attention_maps --params {params.file:q} --inputs {input.record:q}"
-        " --out {output.png:q} --lineage {output.lineage:q} --log {log:q}"
+        " --out {output.png:q} --lineage {output.lineage:q} --log-file {log:q}"
 
 
 rule sae_features:
@@ -76,4 +76,4 @@ rule sae_features:
         CONDA_ENV
     shell:
         "picollm figure sae_features --params {params.file:q} --inputs {input.record:q}"
-        " --out {output.png:q} --lineage {output.lineage:q} --log {log:q}"
+        " --out {output.png:q} --lineage {output.lineage:q} --log-file {log:q}"

@@ -6,7 +6,7 @@ rule sample:
         weights=rules.train.output.weights,
         run=rules.train.output.run,
         vocab=rules.train.output.vocab,
-        code=stage_code("sample"),
+        code=stage_code("sample-sweep"),
     output:
         samples="results/samples/{model}.jsonl",
         summary="results/samples/{model}.json",
@@ -18,13 +18,13 @@ rule sample:
         ),
     params:
         file=PARAMS_FILE,
-        **declared("sample"),
+        **declared("sample-sweep"),
     log:
         "results/logs/sample/{model}.log",
     conda:
         CONDA_ENV
     shell:
-        "picollm sample --params {params.file:q} --model {wildcards.model:q}"
-        " --weights {input.weights:q} --run {input.run:q}"
+        "picollm sample-sweep --params {params.file:q} --model {wildcards.model:q}"
+        " --weights {input.weights:q} --run-json {input.run:q}"
         " --samples {output.samples:q} --summary {output.summary:q} --table {output.table:q}"
-        " --log {log:q}"
+        " --log-file {log:q}"

@@ -28,5 +28,5 @@ rule sweep:
     shell:
         "picollm sweep --params {params.file:q} --model {wildcards.model:q}"
         " --key {wildcards.key:q} --index {wildcards.index:q} --split {input.split:q}"
-        " --weights {output.weights:q} --metrics {output.metrics:q} --run {output.run:q} --curve {output.curve:q}"
-        " --steps {output.steps:q} --log {log:q}"
+        " --weights {output.weights:q} --metrics {output.metrics:q} --run-json {output.run:q} --curve {output.curve:q}"
+        " --steps {output.steps:q} --log-file {log:q}"

@@ -19,6 +19,7 @@ rule train:
         steps="results/models/{model}/steps.tsv",
     params:
         file=PARAMS_FILE,
+        launch=lambda wildcards: train_launcher(PARAMS, wildcards.model),
         **declared("train"),
     log:
         "results/logs/train/{model}.log",
@@ -26,7 +27,7 @@ rule train:
     conda:
         CONDA_ENV
     shell:
-        "picollm train --params {params.file:q} --model {wildcards.model:q}"
-        " --split {input.split:q} --weights {output.weights:q} --metrics {output.metrics:q} --run {output.run:q}"
+        "{params.launch} train --params {params.file:q} --model {wildcards.model:q}"
+        " --split {input.split:q} --weights {output.weights:q} --metrics {output.metrics:q} --run-json {output.run:q}"
         " --curve {output.curve:q} --steps {output.steps:q}"
-        " --log {log:q}"
+        " --log-file {log:q}"

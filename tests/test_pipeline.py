@@ -172,6 +172,17 @@ def test_slurm_profile_plans_the_whole_pipeline(tmp_path):
     assert "train" in result.stdout and "overfit_gap" in result.stdout
 
 
+@pytest.mark.parametrize("profile", ["workflow/profiles/default", "workflow/profiles/slurm"])
+def test_a_model_asking_for_processes_trains_under_torchrun(tmp_path, profile):
+    params = copy.deepcopy(TINY)
+    params["models"]["lstm"]["training"] = {"processes": 2}
+    project = make_project(tmp_path, params)
+    result = run(project, "snakemake", "--profile", profile, "-n", "-p", "--cores", "2")
+    train = [line for line in result.stdout.splitlines() if " train --params" in line]
+    launched = "torchrun --standalone --nproc_per_node 2 -m picollm train --params"
+    assert train and all(launched in line for line in train), result.stdout
+
+
 def test_killed_training_resumes_when_the_same_command_is_rerun(tmp_path):
     """SIGKILL the training process mid-run; the same snakemake command then resumes it from
     its checkpoint, and the result is bit-identical to an uninterrupted run. (One thread per
@@ -221,6 +232,59 @@ def test_killed_training_resumes_when_the_same_command_is_rerun(tmp_path):
     assert not list(checkpoints.glob("*/checkpoint.pt")), "finished runs clean up checkpoints"
 
 
+def test_training_progress_is_in_the_job_log(tmp_path):
+    """`tail -f results/logs/train/<m>.log` follows a run: progress lines, then the result."""
+    project = make_project(tmp_path, TINY)
+    run(project, "snakemake", "--cores", "1", "results/models/lstm/weights.safetensors")
+    lines = (project / "results/logs/train/lstm.log").read_text().splitlines()
+    progress = [line for line in lines if " step " in line and "time left" in line]
+    assert progress and " step 6/6 " in progress[-1], lines
+    assert all(word in progress[0] for word in ("loss", "lr", "tokens/s"))
+    assert json.loads(lines[-1])["test_loss"] > 0
+
+
+def test_a_failing_job_leaves_its_error_in_its_log(tmp_path):
+    params = copy.deepcopy(TINY)
+    params["training"]["warmup_steps"] = 50  # more than the run's 6 steps: found by the stage
+    project = make_project(tmp_path, params)
+    target = "results/models/lstm/weights.safetensors"
+    result = run(project, "snakemake", "--cores", "1", target, check=False)
+    assert result.returncode != 0
+    error = "picollm train: error: training.warmup_steps (50) must be below the 6 steps"
+    assert error in (project / "results/logs/train/lstm.log").read_text()
+    assert error in result.stderr
+
+
+def test_torchrun_trains_as_the_readme_shows_and_matches_one_process(tmp_path, monkeypatch):
+    """The README's data-parallel command, through torchrun itself (two CPU processes, gloo on
+    the loopback interface), computes the single-process run up to float summation order."""
+    import pandas as pd
+    import safetensors.torch
+
+    project = make_project(tmp_path, TINY)
+    run(project, "snakemake", "--cores", "1", "data/processed/split/split.json")
+    common = ["--params", "params.yaml", "--model", "lstm", "--split",
+              "data/processed/split/split.json"]  # fmt: skip
+
+    def outputs(folder: str) -> list[str]:
+        files = ("weights.safetensors", "metrics.json", "run.json", "curve.tsv", "steps.tsv")
+        options = ("--weights", "--metrics", "--run-json", "--curve", "--steps")
+        return [part for o, f in zip(options, files, strict=True) for part in (o, f"{folder}/{f}")]
+
+    torchrun = ["torchrun", "--standalone", "--nproc_per_node", "2", "-m", "picollm", "train"]
+    monkeypatch.setenv("GLOO_SOCKET_IFNAME", "lo")
+    run(project, *torchrun, *common, *outputs("two"))
+    run(project, "picollm", "train", *common, *outputs("one"))
+    curves = [pd.read_csv(project / f"{n}/curve.tsv", sep="\t") for n in ("one", "two")]
+    assert len(curves[0]) > 1
+    pd.testing.assert_frame_equal(curves[0], curves[1], rtol=1e-4)
+    weights = [
+        safetensors.torch.load_file(project / f"{n}/weights.safetensors") for n in ("one", "two")
+    ]
+    for name, tensor in weights[0].items():
+        assert (tensor - weights[1][name]).abs().max() < 1e-4, name
+
+
 def test_the_interpretability_study_draws_attention_maps_and_sae_features(tmp_path):
     params = copy.deepcopy(TINY)
     params["models"]["transformer"] = {"type": "transformer", "d_model": 16, "n_heads": 2}
@@ -263,3 +327,9 @@ def test_snakemake_report_holds_every_figure_and_the_samples(built):
     report = (built / "results/report.html").read_text(errors="replace")
     for name in ("overfit_gap.png", "loss_curves.png", "diversity_vs_p.png", "lstm.tsv"):
         assert name in report
+    assert "metrics.tsv" in report
+    header, row = (built / "results/metrics.tsv").read_text().splitlines()
+    metrics = json.loads((built / "results/models/lstm/metrics.json").read_text())
+    assert header.split("\t") == ["model", "train_loss", "test_loss", "gap", "tokens_per_s",
+                                   "parameters"]  # fmt: skip
+    assert row.split("\t")[0] == "lstm" and row.split("\t")[-1] == str(metrics["parameters"])

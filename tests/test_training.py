@@ -219,6 +219,29 @@ def test_resume_with_a_final_evaluation_is_bit_identical(tmp_path):
     assert resumed.history.final  # and it is in the checkpoint of the finished run:
     finished = run_with_final(tmp_path / "split", make_stream())
     assert finished.history.final == reference.history.final
+def progress_lines(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith("step ")]
+
+
+def test_progress_lines_name_step_loss_lr_speed_and_time_left(tmp_path, caplog, monkeypatch):
+    monkeypatch.setattr("picollm.training.trainer.PROGRESS_INTERVAL_S", 0.0)
+    caplog.set_level("INFO", logger="picollm.training.trainer")
+    result = run(tmp_path, log_interval=5, warmup_steps=4)
+    lines = progress_lines(caplog)
+    assert [line.split()[1] for line in lines] == ["5/12", "10/12", "12/12"]
+    for line, record in zip(lines, result.history.steps, strict=True):
+        assert f"loss {record.train_loss:.4f}" in line and f"lr {record.lr:.3g}" in line
+        assert "tokens/s" in line and "elapsed 0:00:" in line
+    assert lines[-1].endswith("time left 0:00:00")
+
+
+def test_progress_lines_are_spaced_in_time_the_first_and_last_always_shown(
+    tmp_path, caplog, monkeypatch
+):
+    monkeypatch.setattr("picollm.training.trainer.PROGRESS_INTERVAL_S", 3600.0)
+    caplog.set_level("INFO", logger="picollm.training.trainer")
+    run(tmp_path, log_interval=1, warmup_steps=4)
+    assert [line.split()[1] for line in progress_lines(caplog)] == ["1/12", "12/12"]
 
 
 def test_same_seed_same_run_and_eval_callback_does_not_disturb_it(tmp_path):

@@ -19,10 +19,12 @@ from collections.abc import Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from picollm import __version__  # noqa: E402
-from picollm.errors import UserError  # noqa: E402
+from picollm.errors import UserError, error_line  # noqa: E402
 from picollm.stages import STAGE_MODULES, Stage, execute, load_stage  # noqa: E402
 
 DEFAULT_PARAMS = "params.yaml"
+PARAMS_HELP = f"the params file (default: {DEFAULT_PARAMS})"
+SNAKEFILE_HELP = "the workflow whose rules are read (default: Snakefile)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,14 +48,30 @@ def _add_stage(commands: argparse._SubParsersAction, stage: Stage) -> None:
         help=f"the params file (default: {DEFAULT_PARAMS}); this stage reads "
         + ", ".join(stage.param_keys or ("no keys",)),
     )
-    sub.add_argument("--log", type=Path, help="write all output of the stage to this file")
+    sub.add_argument(
+        "--log-file",
+        dest="log",
+        type=Path,
+        help="write all output of the stage (progress, errors) to this file",
+    )
     stage.configure(sub)
     sub.set_defaults(handler=lambda args: execute(stage, args))
 
 
 def _add_tools(commands: argparse._SubParsersAction) -> None:
+    from picollm import sample_command
+
+    sample = commands.add_parser(
+        "sample",
+        help="print samples from a trained model: picollm sample RUN_DIR --prompt TEXT",
+        description="Continue prompts with a trained model. RUN_DIR is its folder: "
+        "results/models/<model> or a sweep run's results/sweeps/<model>/<key>/<index>.",
+    )
+    sample_command.configure(sample)
+    sample.set_defaults(handler=sample_command.run)
+
     validate = commands.add_parser("validate", help="check a params file against the schema")
-    validate.add_argument("--params", default=DEFAULT_PARAMS)
+    validate.add_argument("--params", default=DEFAULT_PARAMS, help=PARAMS_HELP)
     validate.set_defaults(handler=_validate)
 
     dvc = commands.add_parser(
@@ -61,9 +79,9 @@ def _add_tools(commands: argparse._SubParsersAction) -> None:
         help="write dvc.yaml from the Snakemake DAG (or --check that it is current)",
         description="Derive dvc.yaml from the Snakefile so `dvc repro` runs the same commands.",
     )
-    dvc.add_argument("--snakefile", default="Snakefile")
-    dvc.add_argument("--params", default=DEFAULT_PARAMS)
-    dvc.add_argument("--out", default="dvc.yaml")
+    dvc.add_argument("--snakefile", default="Snakefile", help=SNAKEFILE_HELP)
+    dvc.add_argument("--params", default=DEFAULT_PARAMS, help=PARAMS_HELP)
+    dvc.add_argument("--out", default="dvc.yaml", help="the file to write (default: dvc.yaml)")
     dvc.add_argument("--check", action="store_true", help="exit 1 if --out is stale")
     dvc.set_defaults(handler=_dvc_yaml)
 
@@ -75,8 +93,8 @@ def _add_tools(commands: argparse._SubParsersAction) -> None:
         "anything is missing, stale or disagrees.",
     )
     trace.add_argument("output", help="the file to trace, e.g. results/figures/overfit_gap.png")
-    trace.add_argument("--snakefile", default="Snakefile")
-    trace.add_argument("--params", default=DEFAULT_PARAMS)
+    trace.add_argument("--snakefile", default="Snakefile", help=SNAKEFILE_HELP)
+    trace.add_argument("--params", default=DEFAULT_PARAMS, help=PARAMS_HELP)
     trace.add_argument("--json", action="store_true", help="print the trace as JSON")
     trace.set_defaults(handler=_trace)
 
@@ -107,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as err:
         if os.environ.get("PICOLLM_DEBUG"):
             raise
-        print(f"picollm {args.command}: error: {err}", file=sys.stderr)
+        print(error_line(args.command, err), file=sys.stderr)
         return 2
 
 

@@ -44,7 +44,10 @@ def read_yaml(path: Path) -> Any:
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        mark = getattr(err, "problem_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{path}{where}: not valid YAML ({problem}); fix it there") from None
 
 
 def load_params(path: Path | str = "params.yaml") -> dict[str, Any]:
@@ -94,10 +97,17 @@ def prune(params: Mapping[str, Any], keys: Iterable[str]) -> dict[str, Any]:
 def lookup(params: Mapping[str, Any], dotted_key: str) -> Any:
     """The value at a dotted key; ConfigError naming the key if it is absent."""
     node: Any = params
+    seen: list[str] = []
     for part in dotted_key.split("."):
         if not isinstance(node, Mapping) or part not in node:
-            raise ConfigError(f"params: missing key {dotted_key!r}")
+            where = ".".join(seen) or "the top level"
+            have = ", ".join(map(str, node)) if isinstance(node, Mapping) else "no keys"
+            raise ConfigError(
+                f"params: no key {dotted_key!r} (under {where}: {have}); add it to the params "
+                "file or choose one of those"
+            )
         node = node[part]
+        seen.append(part)
     return node
 
 

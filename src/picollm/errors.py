@@ -7,3 +7,8 @@ class UserError(Exception):
 
 class ConfigError(UserError, ValueError):
     """A params file or value that cannot be used; the message says which key and how to fix it."""
+
+
+def error_line(command: str, err: UserError) -> str:
+    """How the CLI prints a user error: ``picollm <command>: error: <message>``."""
+    return f"picollm {command}: error: {err}"

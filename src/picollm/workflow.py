@@ -51,6 +51,17 @@ def split_outputs(directory: str) -> dict[str, str]:
     }
 
 
+def train_launcher(params: Mapping[str, Any], model: str) -> str:
+    """What starts ``picollm train`` for ``model``: itself, or torchrun starting
+    ``training.processes`` data-parallel copies of it (an integer the schema checked)."""
+    from picollm.config import training_config
+
+    processes = int(training_config(params, model).get("processes", 1))
+    if processes == 1:
+        return "picollm"
+    return f"torchrun --standalone --nproc_per_node {processes} -m picollm"
+
+
 def stage_keys(stage: str) -> Callable[[Any], list[str]]:
     """A params function for a rule: the dotted keys the stage reads, given the job's wildcards."""
     spec = load_stage(stage)

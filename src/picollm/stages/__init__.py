@@ -13,14 +13,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import logging
 import os
 import sys
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from picollm.config import load_params, prune
+from picollm.errors import UserError
 
 # CLI name -> module under picollm.stages
 STAGE_MODULES: dict[str, str] = {
@@ -29,10 +31,11 @@ STAGE_MODULES: dict[str, str] = {
     "split": "split",
     "train": "train",
     "sweep": "sweep",
-    "sample": "sample",
+    "sample-sweep": "sample",
     "attention-scaling": "attention_scaling",
     "interpret": "interpret",
     "figure": "figure",
+    "metrics-table": "metrics_table",
 }
 
 
@@ -60,21 +63,84 @@ def load_stage(name: str) -> Stage:
 
 
 def add_trained_model_options(parser: argparse.ArgumentParser) -> None:
-    """``--model``, ``--weights`` and ``--run``: a trained model for a stage that reads one."""
+    """``--model``, ``--weights`` and ``--run-json``: a trained model for a stage that reads one."""
     parser.add_argument("--model", required=True, help="the model's name under `models`")
     parser.add_argument("--weights", type=Path, required=True, help="its weights.safetensors")
     parser.add_argument(
-        "--run", type=Path, required=True, help="its training run.json (holds the architecture)"
+        "--run-json",
+        dest="run",
+        type=Path,
+        required=True,
+        help="its training run.json (holds the architecture)",
     )
 
 
 def execute(stage: Stage, args: argparse.Namespace) -> None:
-    """Validate the whole params file, prune it to the stage's keys, and run the stage
-    (with all its output, Python's and native libraries' alike, sent to ``args.log`` if set)."""
-    params = load_params(args.params)
-    wildcards = {name: getattr(args, name) for name in stage.wildcards}
+    """Validate the whole params file, prune it to the stage's keys, and run the stage.
+
+    With ``args.log`` set, all its output (Python's and native libraries' alike) goes to that
+    file, and so does its error if it fails (the CLI prints the error to stderr as well). Its
+    progress lines (``logging`` at INFO from picollm modules) go to stderr: the log, or the
+    console when run by hand.
+    """
+    from picollm.config import load_params, prune  # jsonschema and yaml: not for other commands
+
     with _output_to(args.log):
-        stage.run(args, prune(params, stage.keys(**wildcards)))
+        _log_progress_to_stderr()
+        try:
+            params = load_params(args.params)
+            wildcards = {name: getattr(args, name) for name in stage.wildcards}
+            try:
+                stage.run(args, prune(params, stage.keys(**wildcards)))
+            except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as err:
+                raise _missing_input(err) from err
+        except Exception as err:
+            if args.log is not None:  # stderr is the log file here
+                _print_error(stage.name, err)
+            raise
+
+
+def _missing_input(err: OSError) -> UserError:
+    """A path given to a stage that is not there (or not a file): one line naming it."""
+    if err.filename is None:  # a message of our own, which names the path
+        return UserError(str(err))
+    return UserError(
+        f"{err.filename}: {(err.strerror or 'cannot open').lower()}; check the path given on "
+        f"the command line (a pipeline output is made by `snakemake {err.filename}`)"
+    )
+
+
+def _log_progress_to_stderr() -> None:
+    """picollm's INFO messages (training progress, resumption) to stderr, with the time."""
+    logger = logging.getLogger("picollm")
+    logger.setLevel(logging.INFO)
+    if not any(isinstance(handler, _StderrHandler) for handler in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        logger.addHandler(handler)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """A stream handler writing to whatever ``sys.stderr`` is when a message comes."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass  # always sys.stderr
+
+
+def _print_error(command: str, err: Exception) -> None:
+    """The error as the CLI shows it: one line for a ``UserError``, else the traceback."""
+    from picollm.errors import error_line
+
+    if isinstance(err, UserError):
+        print(error_line(command, err), file=sys.stderr, flush=True)
+    else:
+        traceback.print_exc(file=sys.stderr)
+        sys.stderr.flush()
 
 
 _console_fd = 2

@@ -1,10 +1,9 @@
-"""``picollm sample``: generate text from a trained model at several nucleus masses p.
+"""``picollm sample-sweep``: the pipeline's p sweep of a trained model's samples.
 
-In the pipeline it is the p sweep: for every p in ``sampling.top_p`` (and greedy decoding), it
-draws ``samples_per_prompt`` continuations of every prompt, writes them to a JSONL file and
-writes their diversity (distinct-n, repetition) and quality (mean per-token log-probability under
-the model) to a JSON table. By hand, ``--prompt`` and ``--top-p`` override params and the samples
-are printed.
+For every p in ``sampling.top_p`` (and greedy decoding), it draws ``samples_per_prompt``
+continuations of every prompt, writes them to a JSONL file and writes their diversity (distinct-n,
+repetition) and quality (mean per-token log-probability under the model) to a JSON table.
+To sample a model by hand, use ``picollm sample RUN_DIR`` (``picollm.sample_command``).
 """
 
 from __future__ import annotations
@@ -21,24 +20,13 @@ GREEDY = "greedy"
 
 def configure(parser: argparse.ArgumentParser) -> None:
     add_trained_model_options(parser)
-    parser.add_argument("--samples", type=Path, help="JSONL file for the samples")
-    parser.add_argument("--summary", type=Path, help="JSON file for diversity per p")
+    parser.add_argument("--samples", type=Path, required=True, help="JSONL file for the samples")
+    parser.add_argument("--summary", type=Path, required=True, help="JSON file for diversity per p")
     parser.add_argument(
         "--table",
         type=Path,
+        required=True,
         help="TSV of the first sample of each prompt at each p (for the report)",
-    )
-    parser.add_argument(
-        "--prompt",
-        action="append",
-        help="a prompt (repeatable); default: sampling.prompt in params",
-    )
-    parser.add_argument(
-        "--top-p",
-        type=float,
-        action="append",
-        dest="top_p",
-        help="a nucleus mass (repeatable); default: sampling.top_p in params",
     )
 
 
@@ -51,15 +39,9 @@ def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
     from picollm.training import load_trained_model
     from picollm.vocab import VOCAB_FILE, Vocabulary
 
-    outputs = (args.samples, args.summary, args.table)
-    if any(path is None for path in outputs) and any(path is not None for path in outputs):
-        raise UserError("give --samples, --summary and --table together, or none (to print)")
     settings = params["sampling"]
-    prompts = args.prompt or _as_list(settings["prompt"])
-    sweep = [GREEDY] * settings["greedy"] + (args.top_p or settings["top_p"])
-    for p in sweep:
-        if p != GREEDY and not 0 < p <= 1:
-            raise UserError(f"top-p {p} is outside (0, 1]")
+    prompts = _as_list(settings["prompt"])
+    sweep = [GREEDY] * settings["greedy"] + settings["top_p"]
 
     model = load_trained_model(args.weights, args.run)
     vocabulary = Vocabulary.load(args.weights.parent / VOCAB_FILE)
@@ -99,10 +81,6 @@ def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
                 }
             )
 
-    if args.samples is None:
-        for record in records:
-            print(f"[p={record['p']}] {record['prompt']}|{record['text']}")
-        return
     with atomic_path(args.samples) as tmp:
         tmp.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     _write_table(records, settings["samples_per_prompt"], args.table)
@@ -139,8 +117,9 @@ def _as_list(prompt: str | list[str]) -> list[str]:
 
 
 STAGE = Stage(
-    name="sample",
-    help="generate text at several nucleus masses p; measure its diversity and log-probability",
+    name="sample-sweep",
+    help="the pipeline's p sweep: sample at every nucleus mass p in params; measure diversity "
+    "and log-probability (to sample by hand: picollm sample RUN_DIR)",
     param_keys=("sampling",),
     configure=configure,
     run=run,

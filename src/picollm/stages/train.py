@@ -35,7 +35,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="JSON of the headline numbers to write (DVC's metrics: final losses, gap, speed)",
     )
     parser.add_argument(
-        "--run",
+        "--run-json",
+        dest="run",
         type=Path,
         required=True,
         help="JSON record of the run to write: architecture, training, all metrics, lineage",

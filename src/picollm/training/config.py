@@ -19,7 +19,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "bfloat16")
 
 RESUME_NEUTRAL_FIELDS = frozenset(
-    {"device", "compile", "checkpoint_interval", "log_interval", "eval_interval"}
+    {"device", "compile", "checkpoint_interval", "log_interval", "eval_interval", "processes"}
 )
 """Fields a resumed run may change: they say where and how often, not what is computed."""
 
@@ -45,6 +45,7 @@ class TrainConfig:
     device: str = "auto"  # auto (CUDA, then MPS, then CPU) | cpu | cuda | cuda:N | mps
     dtype: str = "auto"  # auto (bfloat16 on CUDA if supported, else float32) | float32 | bfloat16
     compile: bool = False  # wrap the model in torch.compile
+    processes: int = 1  # data-parallel processes the train rule starts (torchrun) when above 1
 
     def __post_init__(self) -> None:
         check_int("batch_size", self.batch_size, 1)
@@ -62,6 +63,7 @@ class TrainConfig:
         check_int("checkpoint_interval", self.checkpoint_interval, 0)
         check_int("log_interval", self.log_interval, 1)
         check_int("seed", self.seed, 0)
+        check_int("processes", self.processes, 1)
         _check_device(self.device)
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 import torch
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from picollm.data.loader import IGNORE_INDEX
 from picollm.models.base import LanguageModel
@@ -66,6 +67,9 @@ from picollm.training.rng import (
 )
 
 logger = logging.getLogger(__name__)
+
+PROGRESS_INTERVAL_S = 10.0
+"""Seconds between two progress lines in the log (the first and the last record always log)."""
 
 EvalCallback = Callable[[int, dict[str, float]], None]
 """Called after each evaluation with (step, loss per split); its use of random numbers does
@@ -119,6 +123,8 @@ def train(
     ``final_eval_sets`` (e.g. ``loader.matched_eval_sets``: whole splits) are evaluated once,
     after the last step, into ``history.final``: each split's loss with its standard error
     (``loss.LossEstimate``); ``metrics`` then report those final losses.
+    Progress lines (step, loss, learning rate, tokens/s, time left) go to this module's logger
+    at most every ``PROGRESS_INTERVAL_S`` seconds, at a ``log_interval`` step.
     Raises ``TrainingDivergedError`` when the loss stops being finite.
 
     Inside an initialised process group of N > 1 processes (``distributed.process_group``),
@@ -147,9 +153,12 @@ def train(
     run.final_eval_sets = final_eval_sets or {}
     resumed_from = run.restore_or_seed()
     no_bar = None if progress and ranks.is_main else True  # None: a bar only on a terminal
-    with tqdm(
-        total=total_steps, initial=run.step, disable=no_bar, unit="step", file=sys.stderr
-    ) as bar:
+    with (
+        tqdm(
+            total=total_steps, initial=run.step, disable=no_bar, unit="step", file=sys.stderr
+        ) as bar,
+        logging_redirect_tqdm([logging.getLogger("picollm"), logging.root]),  # lines above the bar
+    ):
         run.run(bar, on_eval)
     metrics = final_metrics(
         run.history,
@@ -201,6 +210,8 @@ class _Run:
         self.train_time_s = 0.0  # time inside training steps, across resumptions
         self.earlier_sessions_s = 0.0  # wall time of the sessions before this one
         self.session_start = time.perf_counter()
+        self.session_first_step = 0  # the step this session started from
+        self.last_progress_s: float | None = None  # when the last progress line was logged
         self.last_checkpoint_step: int | None = None
 
     def elapsed_s(self) -> float:
@@ -233,7 +244,7 @@ class _Run:
         self.stream.load_state_dict(payload["data"])
         restore_rng_state(rng_states[self.ranks.rank])
         self.history = TrainingHistory.from_dict(payload["history"])
-        self.step = self.last_checkpoint_step = payload["step"]
+        self.step = self.last_checkpoint_step = self.session_first_step = payload["step"]
         counters = payload["counters"]
         self.tokens_seen = counters["tokens_seen"]
         self.train_time_s = counters["train_time_s"]
@@ -368,11 +379,18 @@ class _Run:
         )
         self.history.steps.append(record)
         bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", refresh=False)
-        if not self.ranks.is_main:
+        now = time.perf_counter()
+        due = self.last_progress_s is None or now - self.last_progress_s >= PROGRESS_INTERVAL_S
+        if not self.ranks.is_main or not (due or self.step == self.total_steps):
             return
+        self.last_progress_s = now
+        session_s = now - self.session_start
+        left_s = session_s / (self.step - self.session_first_step) * (self.total_steps - self.step)
         logger.info(
-            "step %d/%d  loss %.4f  lr %.3g  grad norm %.3g  %.0f tokens/s",
+            "step %d/%d  loss %.4f  lr %.3g  grad norm %.3g  %.0f tokens/s  elapsed %s  "
+            "time left %s",
             self.step, self.total_steps, loss, lr, grad_norm, tokens_per_s,
+            clock(self.elapsed_s()), clock(left_s),
         )  # fmt: skip
 
     def evaluate(self, on_eval: EvalCallback | None) -> None:
@@ -418,6 +436,12 @@ class _Run:
         total, counted = evaluation_sums(self.model, mine, self.device, self.autocast_dtype)
         sums = sum_over_ranks(torch.stack([total, counted.to(torch.float64)]), ranks)
         return (sums[0] / sums[1].clamp(min=1)).item()
+
+
+def clock(seconds: float) -> str:
+    """``seconds`` as h:mm:ss."""
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
 
 
 def _check_eval_sets(eval_sets: Mapping[str, Sequence[Batch]]) -> None:
