@@ -5,7 +5,7 @@ rule three_seqs:
     input:
         code=stage_code("three-seqs"),
     output:
-        text="data/raw/3seqs.txt",
+        text=THREE_SEQS_TEXT,
     log:
         "results/logs/data/three_seqs.log",
     conda:

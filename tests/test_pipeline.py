@@ -263,3 +263,23 @@ def test_snakemake_report_holds_every_figure_and_the_samples(built):
     report = (built / "results/report.html").read_text(errors="replace")
     for name in ("overfit_gap.png", "loss_curves.png", "diversity_vs_p.png", "lstm.tsv"):
         assert name in report
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"training": {**TINY["training"], "batch_size": 4.0}}, ["training.batch_size = 4.0"]),
+        ({"models": {"t": {"type": "transformer", "d_model": 8, "n_heads": 3}}}, ["n_heads=3"]),
+        ({"data": {**TINY["data"], "input_files": ["gone.txt"]}}, ["data.input_files[0]"]),
+    ],
+)
+def test_snakemake_refuses_bad_params_with_the_projects_message_only(tmp_path, change, words):
+    """Bad values, models that cannot be built and missing inputs stop Snakemake before any job,
+    with the project's one-line message (not Snakemake's schema dump), and never exit 0."""
+    project = make_project(tmp_path, {**TINY, **change})
+    result = run(project, "snakemake", "-n", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    for word in words:
+        assert word in output
+    assert len(output.splitlines()) < 15, output

@@ -52,7 +52,10 @@ def _add_stage(commands: argparse._SubParsersAction, stage: Stage) -> None:
 
 
 def _add_tools(commands: argparse._SubParsersAction) -> None:
-    validate = commands.add_parser("validate", help="check a params file against the schema")
+    validate = commands.add_parser(
+        "validate",
+        help="check a params file: the schema, every model and sweep run, the input files",
+    )
     validate.add_argument("--params", default=DEFAULT_PARAMS)
     validate.set_defaults(handler=_validate)
 
@@ -83,8 +86,12 @@ def _add_tools(commands: argparse._SubParsersAction) -> None:
 
 def _validate(args: argparse.Namespace) -> None:
     from picollm.config import load_params
+    from picollm.training.runs import check_training_runs
+    from picollm.workflow import check_inputs_exist
 
     params = load_params(args.params)
+    check_training_runs(params)
+    check_inputs_exist(params)
     print(f"{args.params}: ok ({len(params['models'])} model(s): {', '.join(params['models'])})")
 
 
