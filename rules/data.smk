@@ -37,6 +37,7 @@ rule tokenize:
 rule split:
     input:
         corpus=rules.tokenize.output.corpus,
+        metadata=rules.tokenize.output.metadata,  # records the corpus's sha256, checked first
         code=stage_code("split"),
     output:
         **SPLIT_OUTPUTS,

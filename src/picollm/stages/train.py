@@ -63,7 +63,8 @@ def train_model(
     from picollm import lineage
     from picollm.data.loader import BatchStream, TokenStore, eval_batches
     from picollm.errors import ConfigError
-    from picollm.files import read_json, write_json
+    from picollm.files import write_json
+    from picollm.integrity import verify_files
     from picollm.models import build
     from picollm.tokenizer import VOCAB_SIZE
     from picollm.training import TrainConfig, batches_per_epoch, save_model_weights, train
@@ -79,6 +80,8 @@ def train_model(
         raise ConfigError(f"models.{name}: {err}") from None
 
     split_dir = args.split.parent
+    read = [f"{split}.{kind}.npy" for split in ("train", "test") for kind in ("tokens", "docs")]
+    data_hashes = verify_files(args.split, read)  # as they are: the checkpoint key uses them
     stores = {split: TokenStore.open(split_dir, split) for split in ("train", "test")}
     stores["train"] = _first_fraction(stores["train"], data_fraction)
     block_size = arch["block_size"]
@@ -102,11 +105,10 @@ def train_model(
         )
         for split, store in stores.items()
     }
-    split_summary = read_json(args.split)
     identity = {  # what else defines the run: a checkpoint of another identity is not resumed
         "model": arch,
         "loader": data["loader"],
-        "data": {split: split_summary["splits"][split]["sha256"] for split in stores},
+        "data": data_hashes,
         "data_fraction": data_fraction,
         "tinystories_weight": data["tinystories_weight"],
     }
