@@ -14,6 +14,7 @@ if "torch" not in sys.modules:  # as a command: before anything imports torch
     enable_cpu_huge_pages()  # huge pages for torch's CPU allocator (see benchmarks/README.md)
 
 import argparse  # noqa: E402
+import errno  # noqa: E402
 import os  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -111,11 +112,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args) or 0
-    except UserError as err:
+    except (UserError, OSError) as err:
         if os.environ.get("PICOLLM_DEBUG"):
             raise
-        print(f"picollm {args.command}: error: {err}", file=sys.stderr)
+        print(f"picollm {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return 2
+
+
+def _one_line(err: Exception) -> str:
+    """A user error's message; for an OSError, what failed on which file and what to do."""
+    if isinstance(err, UserError) or not isinstance(err, OSError):
+        return str(err)
+    where = f"{err.filename}: " if err.filename else ""
+    fix = {
+        errno.ENOSPC: "free space on that device and rerun (a killed run resumes)",
+        errno.EACCES: "make it writable (or readable) for this user, or pick another path",
+        errno.EROFS: "the file system is read-only: work in a writable copy",
+    }.get(err.errno or 0, "check the path and rerun")
+    return f"{where}{err.strerror or err}; {fix} (PICOLLM_DEBUG=1 shows the traceback)"
 
 
 if __name__ == "__main__":

@@ -7,3 +7,10 @@ class UserError(Exception):
 
 class ConfigError(UserError, ValueError):
     """A params file or value that cannot be used; the message says which key and how to fix it."""
+
+
+class DiskFullError(UserError, OSError):
+    """No space left for a file; the message names the file and the space it needs."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)

@@ -2,8 +2,8 @@
 
 A stage that writes data files records their hashes in a JSON record beside them: ``corpus.json``
 (``parquet_sha256`` of ``corpus.parquet``), ``split.json`` (``splits.<split>.sha256``, by file
-name). A record may also hold a top-level ``sha256`` map of file name -> digest, for files a stage
-adds later (e.g. ``vocab.json``). A stage that reads such files calls :func:`verify_files` once,
+name), a training run's ``run.json`` (a top-level ``sha256`` map of file name -> digest, here
+``weights.safetensors``; other records can add files to such a map, e.g. ``vocab.json``). A stage that reads such files calls :func:`verify_files` once,
 before its work, for the files it reads; ``picollm trace`` compares every recorded hash too.
 A mismatch (a flipped bit, a file overwritten and touched so its time says it is current) is
 refused with the file's name and the command that rebuilds it.
@@ -44,8 +44,8 @@ def recorded_hashes(record: Mapping[str, Any]) -> dict[str, str]:
 def rebuild_command(record_path: Path | str) -> str:
     """The commands that rebuild the record at ``record_path`` and the files it lists."""
     stage = REBUILD_STAGE.get(Path(record_path).name)
-    if stage is None:
-        return f"rebuild {record_path} with the stage that writes it"
+    if stage is None:  # a run folder: deleting it makes both tools rebuild it
+        return f"delete {Path(record_path).parent} and rerun snakemake (with DVC: dvc repro)"
     return f"snakemake --forcerun {stage} (with DVC: dvc repro --force {stage})"
 
 

@@ -40,6 +40,7 @@ def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
         training_config(variant.params, args.model),
         variant.data_fraction,
         extra={"sweep": {"model": args.model, "key": args.key, "value": value}},
+        stage="sweep",
     )
 
 

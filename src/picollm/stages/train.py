@@ -2,7 +2,15 @@
 
 A killed run resumes: checkpoints go to ``.picollm/checkpoints/<model>-<fingerprint>/``, outside
 the outputs (Snakemake deletes the outputs of a failed job, DVC those of a stage it reruns), and
-keyed by everything that defines the run, so a changed parameter never resumes a stale run.
+keyed by everything that defines the run, so a changed parameter never resumes a stale run: the
+model entry, the training settings (all but device, compile, checkpoint and log intervals), the
+sha256 of the token arrays as read, and the sha256 of the stage's code (every source file that
+Snakemake counts as the stage's code), so a run never mixes two versions of the code.
+
+Cleanup: when a run finishes, its checkpoint folder is deleted, and so is every other checkpoint
+folder of the same run name (``<name>-<12 hex digits>``: abandoned runs of earlier params or
+code, which could never be resumed). ``rm -rf .picollm/checkpoints`` is always safe; it only
+costs the progress of runs killed mid-way.
 """
 
 from __future__ import annotations
@@ -10,6 +18,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -55,6 +64,7 @@ def train_model(
     training: dict[str, Any],
     data_fraction: float = 1.0,
     extra: dict[str, Any] | None = None,
+    stage: str = "train",
 ) -> None:
     """Train the model ``model_entry`` with the ``training`` settings on the split's train
     documents (the first ``data_fraction`` of each source's), and write the stage's outputs."""
@@ -63,7 +73,7 @@ def train_model(
     from picollm import lineage
     from picollm.data.loader import BatchStream, TokenStore, eval_batches
     from picollm.errors import ConfigError
-    from picollm.files import write_json
+    from picollm.files import sha256_file, write_json
     from picollm.integrity import verify_files
     from picollm.models import build
     from picollm.tokenizer import VOCAB_SIZE
@@ -111,6 +121,7 @@ def train_model(
         "data": data_hashes,
         "data_fraction": data_fraction,
         "tinystories_weight": data["tinystories_weight"],
+        "code": _code_sha256(stage),
     }
     checkpoint_dir = CHECKPOINT_ROOT / f"{name}-{_fingerprint(identity, config.to_dict())}"
 
@@ -160,12 +171,32 @@ def train_model(
             "final": final,
             "metrics": result.metrics,
             "resumed_from_step": result.resumed_from_step,
+            "sha256": {args.weights.name: sha256_file(args.weights)},  # checked by its readers
             "lineage": lineage.record("train", inputs, params, outputs=[str(args.weights)]),
             **(extra or {}),
         },
     )
-    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    remove_checkpoints(name)
     print(json.dumps(final))
+
+
+def remove_checkpoints(name: str) -> None:
+    """Delete every checkpoint folder of run ``name``: the finished one and abandoned ones."""
+    folder = re.compile(rf"{re.escape(name)}-[0-9a-f]{{12}}")
+    if CHECKPOINT_ROOT.is_dir():
+        for path in CHECKPOINT_ROOT.iterdir():
+            if folder.fullmatch(path.name):
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def _code_sha256(stage: str) -> str:
+    """sha256 over the stage's source files (paths inside the package, and contents)."""
+    from picollm.files import sha256_file
+    from picollm.workflow import SOURCE_ROOT, stage_code
+
+    files = stage_code(stage, relative_to=SOURCE_ROOT)
+    listing = "".join(f"{sha256_file(SOURCE_ROOT / path)}  {path}\n" for path in files)
+    return hashlib.sha256(listing.encode()).hexdigest()
 
 
 def _source_weights(store: Any, data: dict[str, Any]) -> dict[str, float] | None:

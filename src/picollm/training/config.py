@@ -18,10 +18,9 @@ from picollm.models.base import check_float, check_int
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "bfloat16")
 
-RESUME_NEUTRAL_FIELDS = frozenset(
-    {"device", "compile", "checkpoint_interval", "log_interval", "eval_interval"}
-)
-"""Fields a resumed run may change: they say where and how often, not what is computed."""
+RESUME_NEUTRAL_FIELDS = frozenset({"device", "compile", "checkpoint_interval", "log_interval"})
+"""Fields a resumed run may change: they say where and how often, not what is computed.
+``eval_interval`` is not one: a resumed run would mix two evaluation grids in one loss curve."""
 
 
 @dataclass(frozen=True)
