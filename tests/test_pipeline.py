@@ -283,3 +283,22 @@ def test_snakemake_refuses_bad_params_with_the_projects_message_only(tmp_path, c
     for word in words:
         assert word in output
     assert len(output.splitlines()) < 15, output
+
+
+def test_damaged_split_data_stops_training_and_fails_the_trace(tmp_path):
+    """Token ids overwritten with other valid ids and touched, so Snakemake sees newer input and
+    retrains: the stage must refuse them, and `picollm trace` must not say everything agrees."""
+    import numpy as np
+
+    project = make_project(tmp_path, TINY)
+    run(project, "snakemake", "--cores", "1", "data/processed/split/split.json")
+    tokens_file = project / "data/processed/split/train.tokens.npy"
+    np.save(tokens_file, np.roll(np.load(tokens_file), 1))
+    result = run(project, "snakemake", "--cores", "1", "results/models/lstm/run.json", check=False)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "train.tokens.npy is damaged or was replaced" in output
+    assert "snakemake --forcerun split" in output
+    trace = run(project, "picollm", "trace", "data/processed/split/split.json", check=False)
+    assert trace.returncode == 1
+    assert "damaged: train.tokens.npy differs from the sha256 recorded here" in trace.stdout
