@@ -102,3 +102,19 @@ def test_the_meta_build_allocates_nothing():
     params = copy.deepcopy(GOOD)
     params["models"]["t"] = {**TRANSFORMER, "d_model": 65536, "n_heads": 256, "n_blocks": 24}
     check_training_runs(validate_params(params))
+
+
+def test_picollm_validate_checks_each_runs_length_on_the_built_split(project, capsys):
+    from picollm.cli import main
+
+    assert main(["validate"]) == 0  # the fixture's runs: 3 steps, warm-up 1
+    params = project / "params.yaml"
+    old = "training: {batch_size: 2, max_steps_per_epoch: 3, warmup_steps: 1,"
+    new = "training: {batch_size: 16, max_steps_per_epoch: 40, warmup_steps: 2,"
+    assert old in params.read_text()
+    params.write_text(params.read_text().replace(old, new))
+    assert main(["validate"]) == 2
+    error = capsys.readouterr().err
+    assert "models.lstm: warmup_steps (2) must be below the 2 steps it trains for" in error
+    assert "on the current split (" in error
+    assert main(["validate", "--split", "elsewhere/split.json"]) == 0  # no split: not checked

@@ -24,6 +24,7 @@ from picollm.errors import UserError  # noqa: E402
 from picollm.stages import STAGE_MODULES, Stage, execute, load_stage  # noqa: E402
 
 DEFAULT_PARAMS = "params.yaml"
+DEFAULT_SPLIT = "data/processed/split/split.json"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,6 +59,13 @@ def _add_tools(commands: argparse._SubParsersAction) -> None:
         help="check a params file: the schema, every model and sweep run, the input files",
     )
     validate.add_argument("--params", default=DEFAULT_PARAMS)
+    validate.add_argument(
+        "--split",
+        type=Path,
+        default=Path(DEFAULT_SPLIT),
+        help=f"split.json of the data split, if built (default: {DEFAULT_SPLIT}): each run's "
+        "length on it is checked too",
+    )
     validate.set_defaults(handler=_validate)
 
     dvc = commands.add_parser(
@@ -87,12 +95,14 @@ def _add_tools(commands: argparse._SubParsersAction) -> None:
 
 def _validate(args: argparse.Namespace) -> None:
     from picollm.config import load_params
-    from picollm.training.runs import check_training_runs
+    from picollm.training.runs import check_run_lengths, check_training_runs
     from picollm.workflow import check_inputs_exist
 
     params = load_params(args.params)
     check_training_runs(params)
     check_inputs_exist(params)
+    if args.split.is_file():
+        check_run_lengths(params, args.split)
     print(f"{args.params}: ok ({len(params['models'])} model(s): {', '.join(params['models'])})")
 
 

@@ -27,6 +27,7 @@ the whole stream, and documents uniform over all documents.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,6 +84,24 @@ class TokenStore:
         docs = np.load(split_dir / f"{split}.docs.npy")  # (D, 3): start, length, source id
         sources = json.loads((split_dir / "split.json").read_text())["sources"]
         return cls(tokens, docs[:, 0], docs[:, 1], docs[:, 2], sources)
+
+    def first_fraction(self, fraction: float) -> TokenStore:
+        """This store restricted to the first ``fraction`` of each source's documents (at
+        least one per source that has any): the sweep's training-set size ladder."""
+        if fraction == 1.0:
+            return self
+        keep = []
+        for source in range(len(self.sources)):
+            docs = np.flatnonzero(self.doc_sources == source)  # (D_s,) in split order
+            keep.append(docs[: max(1, math.ceil(fraction * len(docs)))] if len(docs) else docs)
+        kept = np.sort(np.concatenate(keep))
+        return TokenStore(
+            self.tokens,
+            self.doc_starts[kept],
+            self.doc_lengths[kept],
+            self.doc_sources[kept],
+            self.sources,
+        )
 
     @classmethod
     def from_documents(

@@ -93,7 +93,7 @@ def train_model(
     read = [f"{split}.{kind}.npy" for split in ("train", "test") for kind in ("tokens", "docs")]
     data_hashes = verify_files(args.split, read)  # as they are: the checkpoint key uses them
     stores = {split: TokenStore.open(split_dir, split) for split in ("train", "test")}
-    stores["train"] = _first_fraction(stores["train"], data_fraction)
+    stores["train"] = stores["train"].first_fraction(data_fraction)
     block_size = arch["block_size"]
     stream = BatchStream(
         stores["train"],
@@ -212,30 +212,6 @@ def _source_weights(store: Any, data: dict[str, Any]) -> dict[str, float] | None
     weight = data["tinystories_weight"]
     total = sum(others.values())
     return {"tinystories": weight, **{s: (1 - weight) * n / total for s, n in others.items()}}
-
-
-def _first_fraction(store: Any, fraction: float) -> Any:
-    """The store restricted to the first ``fraction`` of each source's documents (at least one)."""
-    import math
-
-    import numpy as np
-
-    from picollm.data.loader import TokenStore
-
-    if fraction == 1.0:
-        return store
-    keep = []
-    for source in range(len(store.sources)):
-        docs = np.flatnonzero(store.doc_sources == source)  # (D_s,) in split order
-        keep.append(docs[: max(1, math.ceil(fraction * len(docs)))] if len(docs) else docs)
-    kept = np.sort(np.concatenate(keep))
-    return TokenStore(
-        store.tokens,
-        store.doc_starts[kept],
-        store.doc_lengths[kept],
-        store.doc_sources[kept],
-        store.sources,
-    )
 
 
 def _fingerprint(*parts: Any) -> str:

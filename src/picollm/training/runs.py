@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from picollm.config import DATA_FRACTION, model_config, schema_problems, training_config
@@ -98,3 +99,34 @@ def check_training_runs(params: Mapping[str, Any], vocab_size: int | None = None
         raise ConfigError(
             f"params define {len(problems)} training run(s) that cannot start:\n{listing}"
         )
+
+
+def check_run_lengths(params: Mapping[str, Any], split_summary: Path) -> None:
+    """Raise ConfigError listing each training run whose warm-up is not shorter than the run
+    itself on the data split at ``split_summary`` (split.json) as it is now: how many steps a
+    run takes depends on the train tokens, which only an existing split knows. Runs that
+    ``check_training_runs`` rejects are skipped."""
+    from picollm.data.loader import TokenStore
+    from picollm.training.config import batches_per_epoch
+
+    store = TokenStore.open(split_summary.parent, "train")
+    problems = []
+    for run in training_runs(params):
+        try:
+            config = TrainConfig.from_dict(training_config(run.params, run.name))
+            block_size = model_config(run.params, run.name)["block_size"]
+        except (TypeError, ValueError):
+            continue
+        tokens = int(store.first_fraction(run.data_fraction).doc_lengths.sum())
+        if tokens < 1:
+            continue
+        steps = config.total_steps(batches_per_epoch(tokens, config.batch_size, block_size))
+        if config.warmup_steps >= steps:
+            problems.append(
+                f"{run.label}: warmup_steps ({config.warmup_steps}) must be below the {steps} "
+                f"steps it trains for on the current split ({tokens:,} train tokens): lower "
+                "warmup_steps, or raise max_steps_per_epoch or epochs"
+            )
+    if problems:
+        listing = "\n".join(f"  - {p}" for p in problems)
+        raise ConfigError(f"with {split_summary} as it is:\n{listing}")
