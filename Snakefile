@@ -1,15 +1,12 @@
 # picollm: the pipeline's DAG. Rules only wire files, params and logs; every rule runs one
 # `picollm <stage>` command, which does the work. `picollm dvc-yaml` derives dvc.yaml from here.
 
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
 
 
-configfile: "params.yaml"
-
-
-validate(config, "workflow/schemas/params.schema.yaml", set_default=False)
+configfile: "params.yaml"  # validated by rules/common.smk: the project's checks, one line each
 
 
 report: "workflow/report/workflow.rst"

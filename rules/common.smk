@@ -3,7 +3,10 @@
 import re
 
 from picollm.config import ConfigError, load_params
+from picollm.training.runs import check_training_runs
 from picollm.workflow import (
+    THREE_SEQS_TEXT,
+    check_inputs_exist,
     corpus_inputs,
     split_outputs,
     stage_code,
@@ -20,6 +23,8 @@ if workflow.config_settings.config:
 PARAMS_FILE = str((workflow.overwrite_configfiles or ["params.yaml"])[-1])
 try:  # exactly what every stage will read (Snakemake merges --configfile over params.yaml)
     PARAMS = load_params(PARAMS_FILE)
+    check_training_runs(PARAMS)  # every model and sweep variant, built on the meta device
+    check_inputs_exist(PARAMS)
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 MODELS = sorted(PARAMS["models"])

@@ -5,7 +5,7 @@ rule three_seqs:
     input:
         code=stage_code("three-seqs"),
     output:
-        text="data/raw/3seqs.txt",
+        text=THREE_SEQS_TEXT,
     log:
         "results/logs/data/three_seqs.log",
     conda:
@@ -37,6 +37,7 @@ rule tokenize:
 rule split:
     input:
         corpus=rules.tokenize.output.corpus,
+        metadata=rules.tokenize.output.metadata,  # records the corpus's sha256, checked first
         code=stage_code("split"),
     output:
         **SPLIT_OUTPUTS,

@@ -197,3 +197,47 @@ def test_interpretability_cross_checks(study, words):
         assert word in str(caught.value)
     params["interpretability"] = {"model": "t", "layer": -3}
     assert validate_params(params)["interpretability"]["layer"] == -3
+
+
+WHOLE_FLOATS = [
+    "training.batch_size",
+    "models.lstm.embed_size",
+    "sampling.samples_per_prompt",
+    "sampling.max_new_tokens",
+    "interpretability.steps",
+]
+
+
+@pytest.mark.parametrize("key", WHOLE_FLOATS)
+def test_a_whole_number_float_is_rejected_by_name(key):
+    """16.0 is not an integer: it used to pass the schema and end in a traceback later."""
+    with pytest.raises(ConfigError) as caught:
+        validate_params(with_change(key, 16.0))
+    assert f"{key} = 16.0: must be a whole number" in str(caught.value)
+
+
+def test_a_whole_number_float_in_a_list_is_rejected_by_name():
+    with pytest.raises(ConfigError, match=r"attention_scaling.lengths.0 = 256.0: must be a whole"):
+        validate_params(with_change("attention_scaling.lengths", [256.0]))
+
+
+@pytest.mark.parametrize("size", ["models.lstm.block_size", "models.lstm.hidden_size"])
+def test_sizes_are_bounded(size):
+    params = with_change(size, 1_000_000)
+    params["models"]["lstm"]["type"] = "kgram_mlp" if "block" in size else "lstm"
+    del params["models"]["lstm"]["embed_size"]
+    with pytest.raises(ConfigError, match=rf"{size} = 1000000: must be <= 65536"):
+        validate_params(params)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("models.lstm\n", {"type": "lstm"}), ("training.device", "cpu\n")],
+)
+def test_name_patterns_match_the_whole_string(key, value):
+    """Python's ``$`` matches before a final newline; the schema's patterns must not."""
+    params = copy.deepcopy(GOOD)
+    section, name = key.split(".")
+    params.setdefault(section, {})[name] = value
+    with pytest.raises(ConfigError, match="must match the pattern"):
+        validate_params(params)

@@ -6,6 +6,7 @@ import os
 import random
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -170,3 +171,39 @@ def test_the_tokenize_stage_reads_tinystories_without_importing_torch(tmp_path):
     corpus = json.loads((tmp_path / "c.json").read_text())
     assert corpus["tinystories_source"] == "local"
     assert list(corpus["lineage"]["inputs"]) == [str(stories)]  # the one write holds the lineage
+
+
+def test_helpers_die_with_a_parent_killed_by_sigkill(tmp_path):
+    """kill -9 of `picollm tokenize` used to leave a helper blocked forever on its queue."""
+    import signal
+    import time
+
+    script = (
+        "import os, sys, time; from picollm.data.tokenize import TokenizerPool; "
+        "pool = TokenizerPool(2); "
+        "print(*pool._helpers._processes, flush=True); time.sleep(60)"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    helpers = []
+    try:
+        helpers = [int(pid) for pid in parent.stdout.readline().split()]
+        assert helpers and all(alive(pid) for pid in helpers)
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(alive(pid) for pid in helpers):
+        time.sleep(0.05)
+    survivors = [pid for pid in helpers if alive(pid)]
+    for pid in survivors:  # leave nothing behind, even when the test fails
+        os.kill(pid, signal.SIGKILL)
+    assert not survivors, "a helper outlived its parent"
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, dead but not yet reaped by init, does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"

@@ -243,18 +243,6 @@ def test_training_progress_is_in_the_job_log(tmp_path):
     assert json.loads(lines[-1])["test_loss"] > 0
 
 
-def test_a_failing_job_leaves_its_error_in_its_log(tmp_path):
-    params = copy.deepcopy(TINY)
-    params["training"]["warmup_steps"] = 50  # more than the run's 6 steps: found by the stage
-    project = make_project(tmp_path, params)
-    target = "results/models/lstm/weights.safetensors"
-    result = run(project, "snakemake", "--cores", "1", target, check=False)
-    assert result.returncode != 0
-    error = "picollm train: error: training.warmup_steps (50) must be below the 6 steps"
-    assert error in (project / "results/logs/train/lstm.log").read_text()
-    assert error in result.stderr
-
-
 def test_torchrun_trains_as_the_readme_shows_and_matches_one_process(tmp_path, monkeypatch):
     """The README's data-parallel command, through torchrun itself (two CPU processes, gloo on
     the loopback interface), computes the single-process run up to float summation order."""
@@ -333,3 +321,45 @@ def test_snakemake_report_holds_every_figure_and_the_samples(built):
     assert header.split("\t") == ["model", "train_loss", "test_loss", "gap", "tokens_per_s",
                                    "parameters"]  # fmt: skip
     assert row.split("\t")[0] == "lstm" and row.split("\t")[-1] == str(metrics["parameters"])
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"training": {**TINY["training"], "batch_size": 4.0}}, ["training.batch_size = 4.0"]),
+        ({"models": {"t": {"type": "transformer", "d_model": 8, "n_heads": 3}}}, ["n_heads=3"]),
+        ({"data": {**TINY["data"], "input_files": ["gone.txt"]}}, ["data.input_files[0]"]),
+    ],
+)
+def test_snakemake_refuses_bad_params_with_the_projects_message_only(tmp_path, change, words):
+    """Bad values, models that cannot be built and missing inputs stop Snakemake before any job,
+    with the project's one-line message (not Snakemake's schema dump), and never exit 0."""
+    project = make_project(tmp_path, {**TINY, **change})
+    result = run(project, "snakemake", "-n", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    for word in words:
+        assert word in output
+    assert len(output.splitlines()) < 15, output
+
+
+def test_damaged_split_data_stops_training_and_fails_the_trace(tmp_path):
+    """Token ids overwritten with other valid ids and touched, so Snakemake sees newer input and
+    retrains: the stage must refuse them (its log keeps the error), and `picollm trace` must not
+    say everything agrees."""
+    import numpy as np
+
+    project = make_project(tmp_path, TINY)
+    run(project, "snakemake", "--cores", "1", "data/processed/split/split.json")
+    tokens_file = project / "data/processed/split/train.tokens.npy"
+    np.save(tokens_file, np.roll(np.load(tokens_file), 1))
+    result = run(project, "snakemake", "--cores", "1", "results/models/lstm/run.json", check=False)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "train.tokens.npy is damaged or was replaced" in output
+    log = (project / "results/logs/train/lstm.log").read_text()  # a failing job's error stays
+    assert "picollm train: error: " in log and "train.tokens.npy is damaged" in log
+    assert "snakemake --forcerun split" in output
+    trace = run(project, "picollm", "trace", "data/processed/split/split.json", check=False)
+    assert trace.returncode == 1
+    assert "damaged: train.tokens.npy differs from the sha256 recorded here" in trace.stdout

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from picollm.files import sha256_file
 from picollm.stages import train as train_stage
 from picollm.training import TrainConfig
 from picollm.training.config import run_length
@@ -26,11 +27,21 @@ def write_split(directory):
     Vocabulary.gpt2().save(directory / VOCAB_FILE)
     summary = {
         "sources": ["corpus"],
-        "splits": {s: {"sha256": s, "unknown_token_share": 0.0} for s in ("train", "test")},
-        "vocab": {"name": "gpt2-50257", "sha256": "v"},
+        "splits": {
+            s: {"sha256": _hashes(directory, s), "unknown_token_share": 0.0}
+            for s in ("train", "test")
+        },
+        "vocab": {"name": "gpt2-50257", "sha256": sha256_file(directory / VOCAB_FILE)},
     }
     (directory / "split.json").write_text(json.dumps(summary))
     return directory / "split.json"
+
+
+def _hashes(directory, split):
+    return {
+        f"{split}.{kind}.npy": sha256_file(directory / f"{split}.{kind}.npy")
+        for kind in ("tokens", "docs")
+    }
 
 
 def test_run_length_counts_epochs_on_the_whole_split():

@@ -370,3 +370,24 @@ def test_trace_of_a_dvc_built_figure_agrees_until_a_raw_input_changes(tmp_path):
     result = run(project, "picollm", "trace", "results/figures/overfit_gap.png", check=False)
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"tokenize: dvc.lock: {notes} changed" in result.stdout
+
+
+def test_a_data_file_that_differs_from_its_records_hash_is_a_problem(tmp_path):
+    """A file overwritten (and touched) after its stage recorded its sha256: the trace must not
+    say everything agrees, although no lineage record is stale."""
+    record, data = "data/split/split.json", "data/split/train.tokens.npy"
+    jobs = [make_job("split", [RAW], [data, record])]
+    for path, text in [(CODE, "print('stage')\n"), (RAW, "raw\n"), (data, "tokens\n")]:
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+    digest = hashlib.sha256(b"tokens\n").hexdigest()
+    (tmp_path / record).write_text(json.dumps({"splits": {"train": {"sha256": {
+        "train.tokens.npy": digest}}}}))  # fmt: skip
+    assert trace(data, jobs, PARAMS, tmp_path).ok
+    (tmp_path / data).write_text("other tokens\n")
+    result = trace(data, jobs, PARAMS, tmp_path)
+    assert result.problems == [
+        f"split: {record}: damaged: train.tokens.npy differs from the sha256 recorded here; "
+        "rebuild it: snakemake --forcerun split (with DVC: dvc repro --force split)"
+    ]
+    assert "everything agrees" not in render(result)

@@ -219,6 +219,8 @@ def test_resume_with_a_final_evaluation_is_bit_identical(tmp_path):
     assert resumed.history.final  # and it is in the checkpoint of the finished run:
     finished = run_with_final(tmp_path / "split", make_stream())
     assert finished.history.final == reference.history.final
+
+
 def progress_lines(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.getMessage().startswith("step ")]
 
@@ -358,13 +360,40 @@ def finished_run(tmp_path) -> Path:
     return tmp_path
 
 
-def test_truncated_checkpoint_is_a_clear_error(finished_run):
+def test_a_truncated_checkpoint_is_set_aside_and_training_starts_afresh(finished_run, caplog):
+    """A torn or corrupt file used to block every rerun with a traceback."""
     path = finished_run / CHECKPOINT_FILE
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     with pytest.raises(CheckpointError, match=rf"{CHECKPOINT_FILE}: cannot be read.*truncated"):
-        run(finished_run, max_steps_per_epoch=4)
-    with pytest.raises(CheckpointError, match=CHECKPOINT_FILE):
         load_model_weights(path, make_model())
+    model, reference_model = make_model(), make_model()  # the same initial weights
+    result = run(finished_run, model=model, max_steps_per_epoch=4)
+    assert result.resumed_from_step is None
+    assert f"{CHECKPOINT_FILE}.unreadable-1, training starts afresh" in caplog.text
+    assert (finished_run / f"{CHECKPOINT_FILE}.unreadable-1").is_file()  # kept, never read
+    reference = run(finished_run / "fresh", model=reference_model, max_steps_per_epoch=4)
+    assert result.history.without_clock() == reference.history.without_clock()
+    assert_same_weights(model, reference_model)
+
+
+def test_a_disk_full_checkpoint_write_names_the_path_and_the_space(tmp_path, monkeypatch):
+    import errno
+
+    from picollm.errors import DiskFullError
+    from picollm.training import checkpoint
+
+    def full_disk(payload, file):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoint.torch, "save", full_disk)
+    model = make_model()
+    with pytest.raises(DiskFullError) as caught:
+        run(tmp_path, model=model, max_steps_per_epoch=4)
+    message = str(caught.value)
+    assert str(tmp_path / CHECKPOINT_FILE) in message
+    weights_mib = sum(p.numel() * 4 for p in model.parameters()) / 2**20
+    assert f"needs about {weights_mib * 3:.1f} MiB free" in message  # weights + 2 Adam moments
+    assert not list(tmp_path.glob(".*tmp*")), "the partial file is removed"
 
 
 def test_checkpoint_of_another_model_is_refused(finished_run):
@@ -392,6 +421,9 @@ def test_checkpoint_of_another_config_or_identity_is_refused(finished_run):
             identity={"data_sha256": "abc"},
             progress=False,
         )
+    # another evaluation grid would mix two grids in one loss curve
+    with pytest.raises(CheckpointError, match=r"'eval_interval' is 4 there but 2 here"):
+        run(finished_run, max_steps_per_epoch=4, eval_interval=2)
     # where and how often may change between a run and its resumption
     assert run(finished_run, max_steps_per_epoch=4, log_interval=2).resumed_from_step == 4
 
@@ -401,9 +433,11 @@ def test_foreign_files_are_refused(tmp_path):
     torch.save({"weights": torch.zeros(2)}, path)
     with pytest.raises(CheckpointError, match="not a picollm training checkpoint"):
         run(tmp_path)
-    torch.save(Batch(torch.zeros(1), torch.zeros(1)), path)  # needs unpickling code: refused
+    torch.save(Batch(torch.zeros(1), torch.zeros(1)), path)  # needs unpickling code
     with pytest.raises(CheckpointError, match="cannot be read as a checkpoint"):
-        run(tmp_path)
+        read_checkpoint(path)
+    assert run(tmp_path).resumed_from_step is None  # set aside, never unpickled
+    assert (tmp_path / f"{CHECKPOINT_FILE}.unreadable-1").is_file()
 
 
 # -- the NaN guard --------------------------------------------------------------------------

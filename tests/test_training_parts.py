@@ -90,7 +90,7 @@ def test_total_steps_combines_the_starter_epoch_knobs():
     assert TrainConfig(epochs=3, max_steps_per_epoch=200).total_steps(50) == 150
     assert TrainConfig(epochs=3, max_steps_per_epoch=20).total_steps(50) == 60
     assert TrainConfig(epochs=2, max_steps_per_epoch=None).total_steps(50) == 100
-    assert TrainConfig(epochs=2, max_steps_per_epoch=7).total_steps(None) == 14
+    assert TrainConfig(epochs=2, max_steps_per_epoch=7, warmup_steps=2).total_steps(None) == 14
     with pytest.raises(ValueError, match="steps_per_epoch"):
         TrainConfig(max_steps_per_epoch=None).total_steps(None)
     assert batches_per_epoch(train_tokens=1000, batch_size=4, block_size=32) == 8  # ceil(7.8)

@@ -23,6 +23,7 @@ from picollm.errors import UserError, error_line  # noqa: E402
 from picollm.stages import STAGE_MODULES, Stage, execute, load_stage  # noqa: E402
 
 DEFAULT_PARAMS = "params.yaml"
+DEFAULT_SPLIT = "data/processed/split/split.json"
 PARAMS_HELP = f"the params file (default: {DEFAULT_PARAMS})"
 SNAKEFILE_HELP = "the workflow whose rules are read (default: Snakefile)"
 
@@ -70,8 +71,18 @@ def _add_tools(commands: argparse._SubParsersAction) -> None:
     sample_command.configure(sample)
     sample.set_defaults(handler=sample_command.run)
 
-    validate = commands.add_parser("validate", help="check a params file against the schema")
+    validate = commands.add_parser(
+        "validate",
+        help="check a params file: the schema, every model and sweep run, the input files",
+    )
     validate.add_argument("--params", default=DEFAULT_PARAMS, help=PARAMS_HELP)
+    validate.add_argument(
+        "--split",
+        type=Path,
+        default=Path(DEFAULT_SPLIT),
+        help=f"split.json of the data split, if built (default: {DEFAULT_SPLIT}): each run's "
+        "length on it is checked too",
+    )
     validate.set_defaults(handler=_validate)
 
     dvc = commands.add_parser(
@@ -101,8 +112,14 @@ def _add_tools(commands: argparse._SubParsersAction) -> None:
 
 def _validate(args: argparse.Namespace) -> None:
     from picollm.config import load_params
+    from picollm.training.runs import check_run_lengths, check_training_runs
+    from picollm.workflow import check_inputs_exist
 
     params = load_params(args.params)
+    check_training_runs(params)
+    check_inputs_exist(params)
+    if args.split.is_file():
+        check_run_lengths(params, args.split)
     print(f"{args.params}: ok ({len(params['models'])} model(s): {', '.join(params['models'])})")
 
 
@@ -122,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args) or 0
-    except UserError as err:
+    except (UserError, OSError) as err:
         if os.environ.get("PICOLLM_DEBUG"):
             raise
         print(error_line(args.command, err), file=sys.stderr)

@@ -10,6 +10,7 @@ is allowed.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterable, Mapping
 from functools import cache
 from importlib import resources
@@ -23,7 +24,15 @@ from picollm.errors import ConfigError
 
 SCHEMA_RESOURCE = "schema/params.schema.yaml"
 
-__all__ = ["ConfigError", "load_params", "validate_params", "prune", "lookup", "schema"]
+__all__ = [
+    "ConfigError",
+    "load_params",
+    "validate_params",
+    "prune",
+    "lookup",
+    "schema",
+    "schema_problems",
+]
 
 
 @cache
@@ -61,7 +70,9 @@ def load_params(path: Path | str = "params.yaml") -> dict[str, Any]:
 def validate_params(params: Mapping[str, Any], source: str = "params") -> dict[str, Any]:
     """Validate ``params`` against the schema and return a copy with defaults filled in.
 
-    Raises ConfigError listing every problem, each with its dotted key.
+    The schema (types, ranges, names), then, if it holds, the rules that tie keys together.
+    (``picollm.training.runs.check_training_runs`` goes further: it builds every model and
+    sweep variant.) Raises ConfigError listing every problem, each with its dotted key.
     """
     if not isinstance(params, Mapping):
         raise ConfigError(
@@ -69,9 +80,7 @@ def validate_params(params: Mapping[str, Any], source: str = "params") -> dict[s
         )
     completed = copy.deepcopy(dict(params))
     _fill_defaults(completed, schema())
-    validator = jsonschema.Draft202012Validator(schema())
-    errors = sorted(validator.iter_errors(completed), key=lambda e: list(e.absolute_path))
-    problems = _explain(errors) or _cross_checks(completed)
+    problems = schema_problems(completed) or _cross_checks(completed)
     if problems:
         listing = "\n".join(f"  - {p}" for p in problems)
         raise ConfigError(f"{source} has {len(problems)} problem(s):\n{listing}")
@@ -129,7 +138,43 @@ def training_config(params: Mapping[str, Any], name: str) -> dict[str, Any]:
     return merged
 
 
+DATA_FRACTION = "data_fraction"
+"""The sweep key that varies the share of training documents instead of a model or training key."""
+
+
+def schema_problems(params: Mapping[str, Any]) -> list[str]:
+    """One line per schema violation of ``params`` (read strictly: see ``_StrictValidator``)."""
+    errors = sorted(
+        _StrictValidator(schema()).iter_errors(params), key=lambda e: list(e.absolute_path)
+    )
+    return _explain(errors)
+
+
 # -- internals -------------------------------------------------------------------------------
+
+
+def _whole_string_pattern(validator, pattern, instance, _schema):
+    """The ``pattern`` keyword with ``$`` read as the end of the string, as in the ECMA regexes
+    JSON Schema specifies (Python's ``$`` also matches before a final newline, which let a
+    model named ``"lstm\\n"`` through)."""
+    if validator.is_type(instance, "string") and not re.search(_ecma_end(pattern), instance):
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+def _ecma_end(pattern: str) -> str:
+    """``pattern`` with each unescaped ``$`` made Python's ``\\Z`` (the very end)."""
+    return re.sub(r"(?<!\\)\$", r"\\Z", pattern)
+
+
+_StrictValidator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    validators={"pattern": _whole_string_pattern},
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)
+    ),
+)
+"""Draft 2020-12 read strictly: ``integer`` is an int (``16.0`` is not one, so a count never
+reaches the code as a float) and a ``pattern`` must match up to the very end of the string."""
 
 
 def _cross_checks(params: Mapping[str, Any]) -> list[str]:
@@ -258,6 +303,8 @@ def _describe(error: jsonschema.ValidationError) -> str:
     if kind == "const":
         return f"{key} = {value!r}: must be {expected!r}"
     if kind == "type":
+        if "integer" in expected and isinstance(value, float) and value.is_integer():
+            return f"{key} = {value!r}: must be a whole number, written without a decimal point"
         return f"{key} = {value!r}: must be of type {expected}"
     if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         relation = {

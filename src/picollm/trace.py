@@ -7,7 +7,9 @@ summarised by one hash, never walked as data. Each step is checked against two s
 - the lineage record the stage wrote beside its outputs (``picollm.lineage.record``: a figure's
   ``.json`` sidecar, or the ``lineage`` entry of a JSON output such as ``metrics.json``), whose
   input hashes and params must match the files and params as they are now;
-- the step's stage in ``dvc.lock``, whose command, file md5s and params must match likewise.
+- the step's stage in ``dvc.lock``, whose command, file md5s and params must match likewise;
+- the hashes a data record states for the files beside it (``corpus.json``, ``split.json``:
+  ``picollm.integrity``), which must match those files as they are now.
 
 A trace is ``ok`` when every output exists and nothing is stale or disagrees.
 """
@@ -26,6 +28,7 @@ from typing import Any
 from picollm.config import ConfigError, load_params, lookup, prune, read_yaml
 from picollm.dag import Job, snakemake_jobs
 from picollm.errors import UserError
+from picollm.integrity import rebuild_command, recorded_hashes
 from picollm.lineage import code_version
 
 DVC_LOCK = "dvc.lock"
@@ -220,6 +223,32 @@ def check_lineage(
     return Check(source, problems=problems, notes=notes)
 
 
+def check_recorded_files(outputs: Iterable[str], digests: FileDigests) -> list[Check]:
+    """For each JSON output that records the sha256 of files beside it, those files now: one
+    that differs is damaged or was replaced (a missing one is reported as not built)."""
+    checks = []
+    for path in outputs:
+        file = digests.root / path
+        if file.suffix != ".json" or not file.is_file():
+            continue
+        try:
+            data = json.loads(file.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            continue  # lineage_records reports it
+        recorded = recorded_hashes(data) if isinstance(data, dict) else {}
+        if not recorded:
+            continue
+        folder = os.path.dirname(path)
+        problems = [
+            f"damaged: {name} differs from the sha256 recorded here; rebuild it: "
+            f"{rebuild_command(path)}"
+            for name, digest in recorded.items()
+            if digests(os.path.join(folder, name)) not in (None, digest)
+        ]
+        checks.append(Check(path, problems=problems))
+    return checks
+
+
 def check_dvc_lock(job: Job, lock: Mapping[str, Any], digests: FileDigests) -> Check:
     """Compare the job's stage in ``dvc.lock`` (command, md5 of every file, params values) with
     the job and the files as they are now. Directories (``.dir`` md5s) are not compared."""
@@ -338,7 +367,10 @@ def _step(
         code={"sha256": code_hash(code_files), "version": code_version(), "files": code_files},
         inputs=digests.many(job.data_inputs),
         outputs=digests.many(job.output_paths),
-        lineage=[check_lineage(path, record, subset, digests) for path, record in records],
+        lineage=[
+            *(check_lineage(path, record, subset, digests) for path, record in records),
+            *check_recorded_files(job.output_paths, digests),
+        ],
         dvc=None if lock is None else check_dvc_lock(job, lock, digests),
     )
 

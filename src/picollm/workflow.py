@@ -13,7 +13,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from picollm.config import prune
+from picollm.config import ConfigError, prune
 from picollm.stages import STAGE_MODULES, load_stage
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -32,6 +32,30 @@ def corpus_inputs(params: Mapping[str, Any]) -> list[str]:
     ):
         files.append(local)
     return files
+
+
+THREE_SEQS_TEXT = "data/raw/3seqs.txt"
+"""The one input file the pipeline makes itself (rule three_seqs), so it may be absent at first."""
+
+
+def check_inputs_exist(params: Mapping[str, Any], root: Path | None = None) -> None:
+    """Raise ConfigError naming each input path of params (``data.input_files``, a local
+    TinyStories path) that does not exist under ``root`` (default: the working directory) and
+    that the pipeline does not make. Called before any work by ``picollm validate`` and the
+    Snakefile, so a missing input never lets a run go ahead on what was there before."""
+    base = Path.cwd() if root is None else root
+    data = params["data"]
+    named = [(f"data.input_files[{i}]", path) for i, path in enumerate(data["input_files"])]
+    local = corpus_inputs(params)[len(data["input_files"]) :]
+    named += [("data.tinystories.path", path) for path in local]
+    problems = [
+        f"{key} = {path!r}: no such file under {base}; fix the path or remove it"
+        for key, path in named
+        if not (base / path).exists() and Path(path).as_posix() != THREE_SEQS_TEXT
+    ]
+    if problems:
+        listing = "\n".join(f"  - {p}" for p in problems)
+        raise ConfigError(f"params name {len(problems)} missing input(s):\n{listing}")
 
 
 def split_outputs(directory: str) -> dict[str, str]:

@@ -30,6 +30,7 @@ the whole stream, and documents uniform over all documents.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,6 +109,25 @@ class TokenStore:
         if vocabulary.kind != "gpt2":  # GPT-2's own table needs no mapping
             tokens = ModelTokens(tokens, vocabulary)
         return cls(tokens, docs[:, 0], docs[:, 1], docs[:, 2], sources, vocabulary.eot_id)
+
+    def first_fraction(self, fraction: float) -> TokenStore:
+        """This store restricted to the first ``fraction`` of each source's documents (at
+        least one per source that has any): the sweep's training-set size ladder."""
+        if fraction == 1.0:
+            return self
+        keep = []
+        for source in range(len(self.sources)):
+            docs = np.flatnonzero(self.doc_sources == source)  # (D_s,) in split order
+            keep.append(docs[: max(1, math.ceil(fraction * len(docs)))] if len(docs) else docs)
+        kept = np.sort(np.concatenate(keep))
+        return TokenStore(
+            self.tokens,
+            self.doc_starts[kept],
+            self.doc_lengths[kept],
+            self.doc_sources[kept],
+            self.sources,
+            self.eot_id,
+        )
 
     @classmethod
     def from_documents(

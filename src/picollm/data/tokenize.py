@@ -15,14 +15,21 @@ others. Processes, not threads: on the project's 2-core machine two tiktoken thr
 process ran at 1.4-1.7x one thread, two processes at 2x (``benchmarks/bench_tokenize.py``). The
 helpers are forked (they inherit the loaded encoding), and forking costs time in proportion to the
 memory this process holds, so a :class:`TokenizerPool` is best started before large libraries and
-data are loaded. Where fork is unavailable (Windows) the helpers are threads.
+data are loaded. Where fork is unavailable (Windows) the helpers are threads. A helper dies with
+the process that started it, even one killed with SIGKILL (``_die_with_parent``), so it never
+lingers blocked on a queue nobody reads.
 """
 
 from __future__ import annotations
 
+import ctypes
 import math
 import multiprocessing
 import os
+import signal
+import sys
+import threading
+import time
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
@@ -73,7 +80,12 @@ class TokenizerPool:
         if workers > 1:
             if "fork" in multiprocessing.get_all_start_methods():
                 context = multiprocessing.get_context("fork")
-                self._helpers = ProcessPoolExecutor(workers - 1, mp_context=context)
+                self._helpers = ProcessPoolExecutor(
+                    workers - 1,
+                    mp_context=context,
+                    initializer=_die_with_parent,
+                    initargs=(os.getpid(),),
+                )
             else:
                 self._helpers = ThreadPoolExecutor(workers - 1)
             with warnings.catch_warnings():
@@ -138,6 +150,28 @@ def tokenize_documents(
     """:meth:`TokenizerPool.tokenize` with a pool of ``workers`` started for this call alone."""
     with TokenizerPool(workers) as pool:
         return pool.tokenize(texts, chunk_chars)
+
+
+PR_SET_PDEATHSIG = 1
+"""Linux prctl option: the signal this process gets when the thread that forked it dies."""
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Run first in each helper: end it when ``parent_pid`` ends, however that ends. Linux
+    sends SIGKILL at once (prctl); elsewhere a daemon thread polls the parent every second."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    else:
+        threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
+    if os.getppid() != parent_pid:  # the parent died before the line above took effect
+        os._exit(1)
+
+
+def _exit_when_orphaned(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(1.0)
+    os._exit(1)
 
 
 def _cut(texts: Sequence[str], size: int) -> list[Sequence[str]]:

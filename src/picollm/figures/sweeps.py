@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-DATA_FRACTION = "data_fraction"
+from picollm.config import DATA_FRACTION
 
 
 def is_training_key(base: Mapping[str, Any], key: str) -> bool:

@@ -54,4 +54,13 @@ def build(config: dict[str, Any]) -> LanguageModel:
         raise ValueError(f"bad hyperparameters for model type {kind!r}: {err}") from err
 
 
-__all__ = ["LanguageModel", "build", "BUILDERS", "NON_ARCHITECTURE_KEYS"]
+def check_buildable(config: dict[str, Any]) -> None:
+    """Raise what ``build(config)`` would raise, without allocating any weights: the model is
+    built on PyTorch's meta device, so every check of its config and of its layers runs."""
+    import torch
+
+    with torch.device("meta"):
+        build(config)
+
+
+__all__ = ["LanguageModel", "build", "check_buildable", "BUILDERS", "NON_ARCHITECTURE_KEYS"]

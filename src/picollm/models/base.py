@@ -15,6 +15,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from picollm.errors import UserError
+
+
+class TokenIdError(UserError, ValueError):
+    """Token ids outside a model's vocabulary: data and model disagree."""
+
+
 DecodingState = Any
 """Opaque per-model decoding state; only the model that made it reads it."""
 
@@ -62,8 +69,13 @@ def check_tokens(tokens: torch.Tensor, vocab_size: int) -> None:
         raise ValueError(f"tokens must have shape (batch, time), got {tuple(tokens.shape)}")
     if torch.compiler.is_compiling() or not tokens.numel():
         return
-    if int(tokens.min()) < 0 or int(tokens.max()) >= vocab_size:
-        raise ValueError(f"tokens must be ids in [0, {vocab_size}), got values outside that range")
+    low, high = int(tokens.min()), int(tokens.max())
+    if low < 0 or high >= vocab_size:
+        raise TokenIdError(
+            f"token ids must be in [0, {vocab_size}) for this model, got ids from {low} to "
+            f"{high}: the tokens were made for another vocabulary; rebuild the data "
+            "(snakemake --forcerun tokenize) or retrain the model on it"
+        )
 
 
 def check_int(name: str, value: object, low: int, high: int | None = None) -> None:

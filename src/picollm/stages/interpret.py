@@ -34,6 +34,7 @@ def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
     from picollm.data.loader import TokenStore
     from picollm.errors import UserError
     from picollm.files import write_json, write_text
+    from picollm.integrity import verify_files
     from picollm.interpret.activations import residual_stream
     from picollm.interpret.attention import attention_maps_record
     from picollm.interpret.features import feature_examples, spread_by_density
@@ -59,6 +60,7 @@ def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
         args.attention, {"model": args.model, **attention_maps_record(model, prompt, pieces)}
     )
 
+    verify_files(args.split, ["train.tokens.npy", "train.docs.npy"])
     store = TokenStore.open(args.split.parent, "train")
     window = model.config.block_size
     wanted = -(-study["tokens"] // window) * window  # whole windows

@@ -10,7 +10,12 @@ from picollm.stages import Stage
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--corpus", type=Path, required=True, help="the corpus Parquet")
+    parser.add_argument(
+        "--corpus",
+        type=Path,
+        required=True,
+        help="the corpus Parquet (its sha256 is checked against the corpus.json beside it)",
+    )
     parser.add_argument(
         "--summary",
         type=Path,
@@ -21,8 +26,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
     from picollm import lineage
+    from picollm.data.corpus import corpus_metadata_path
     from picollm.data.split import split_corpus
+    from picollm.integrity import verify_files
 
+    verify_files(corpus_metadata_path(args.corpus), [args.corpus.name])  # before any work
     split = params["split"]
     summary = split_corpus(
         args.corpus,

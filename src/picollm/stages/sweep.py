@@ -16,8 +16,6 @@ from typing import Any
 from picollm.stages import Stage
 from picollm.stages import train as train_stage
 
-DATA_FRACTION = "data_fraction"
-
 
 def configure(parser: argparse.ArgumentParser) -> None:
     train_stage.configure(parser)
@@ -28,31 +26,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
     from picollm.config import model_config, training_config
     from picollm.errors import ConfigError
-    from picollm.training.config import TRAINING_KEYS
+    from picollm.training.runs import sweep_variant
 
     if params["sweep"]["model"] != args.model:
         raise ConfigError(f"--model {args.model!r} is not sweep.model {params['sweep']['model']!r}")
-    values = params["sweep"]["values"][args.key]
-    if not 0 <= args.index < len(values):
-        raise ConfigError(f"sweep.values.{args.key} has no value number {args.index}")
-    value = values[args.index]
-    model_entry = model_config(params, args.model)
-    training = training_config(params, args.model)
-    data_fraction = 1.0
-    if args.key == DATA_FRACTION:
-        data_fraction = value
-    elif args.key in TRAINING_KEYS:
-        training[args.key] = value
-    else:
-        model_entry[args.key] = value
+    variant = sweep_variant(params, args.key, args.index)
+    value = params["sweep"]["values"][args.key][args.index]
     train_stage.train_model(
         args,
         params,
         f"{args.model}-{args.key}-{args.index}",
-        model_entry,
-        training,
-        data_fraction,
+        model_config(variant.params, args.model),
+        training_config(variant.params, args.model),
+        variant.data_fraction,
         extra={"sweep": {"model": args.model, "key": args.key, "value": value}},
+        stage="sweep",
     )
 
 

@@ -2,7 +2,15 @@
 
 A killed run resumes: checkpoints go to ``.picollm/checkpoints/<model>-<fingerprint>/``, outside
 the outputs (Snakemake deletes the outputs of a failed job, DVC those of a stage it reruns), and
-keyed by everything that defines the run, so a changed parameter never resumes a stale run.
+keyed by everything that defines the run, so a changed parameter never resumes a stale run: the
+model entry, the training settings (all but device, compile, checkpoint and log intervals), the
+sha256 of the token arrays as read, and the sha256 of the stage's code (every source file that
+Snakemake counts as the stage's code), so a run never mixes two versions of the code.
+
+Cleanup: when a run finishes, its checkpoint folder is deleted, and so is every other checkpoint
+folder of the same run name (``<name>-<12 hex digits>``: abandoned runs of earlier params or
+code, which could never be resumed). ``rm -rf .picollm/checkpoints`` is always safe; it only
+costs the progress of runs killed mid-way.
 """
 
 from __future__ import annotations
@@ -10,6 +18,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -61,6 +70,7 @@ def train_model(
     training: dict[str, Any],
     data_fraction: float = 1.0,
     extra: dict[str, Any] | None = None,
+    stage: str = "train",
 ) -> None:
     """Train the model ``model_entry`` with the ``training`` settings on the split's train
     documents (the first ``data_fraction`` of each source's), and write the stage's outputs.
@@ -70,7 +80,8 @@ def train_model(
     from picollm import lineage
     from picollm.data.loader import BatchStream, TokenStore, eval_batches
     from picollm.errors import ConfigError
-    from picollm.files import read_json, write_json
+    from picollm.files import read_json, sha256_file, write_json
+    from picollm.integrity import verify_files
     from picollm.models import build
     from picollm.training import TrainConfig, save_model_weights, train
     from picollm.training.config import run_length
@@ -79,6 +90,9 @@ def train_model(
 
     data = params["data"]
     split_dir = args.split.parent
+    read = [f"{split}.{kind}.npy" for split in ("train", "test") for kind in ("tokens", "docs")]
+    data_hashes = verify_files(args.split, [*read, VOCAB_FILE])  # the checkpoint key uses them
+    split_summary = read_json(args.split)
     vocabulary = Vocabulary.load(split_dir / VOCAB_FILE)
     arch = {"vocab_size": vocabulary.size, **model_entry}
     try:
@@ -90,7 +104,7 @@ def train_model(
 
     stores = {split: TokenStore.open(split_dir, split) for split in ("train", "test")}
     split_tokens = int(stores["train"].doc_lengths.sum())  # the whole train split's
-    stores["train"] = _first_fraction(stores["train"], data_fraction)
+    stores["train"] = stores["train"].first_fraction(data_fraction)
     block_size = arch["block_size"]
     stream = BatchStream(
         stores["train"],
@@ -112,14 +126,13 @@ def train_model(
         )
         for split, store in stores.items()
     }
-    split_summary = read_json(args.split)
     identity = {  # what else defines the run: a checkpoint of another identity is not resumed
         "model": arch,
         "loader": data["loader"],
-        "data": {split: split_summary["splits"][split]["sha256"] for split in stores},
-        "vocab": split_summary["vocab"]["sha256"],
+        "data": data_hashes,  # as hashed now, not as recorded
         "data_fraction": data_fraction,
         "tinystories_weight": data["tinystories_weight"],
+        "code": _code_sha256(stage),
     }
     checkpoint_dir = CHECKPOINT_ROOT / f"{name}-{_fingerprint(identity, config.to_dict())}"
 
@@ -150,7 +163,8 @@ def train_model(
     if not ranks.is_main:
         return  # rank 0 writes the outputs
     save_model_weights(model, args.weights)
-    vocabulary.save(args.weights.parent / VOCAB_FILE)  # the run folder is self-contained
+    run_vocab = args.weights.parent / VOCAB_FILE
+    vocabulary.save(run_vocab)  # the run folder is self-contained
     _write_tables(result.history, args.curve, args.steps)
     inputs = [
         args.split,
@@ -174,12 +188,34 @@ def train_model(
             "final": final,
             "metrics": result.metrics,
             "resumed_from_step": result.resumed_from_step,
+            "sha256": {  # checked by its readers
+                path.name: sha256_file(path) for path in (args.weights, run_vocab)
+            },
             "lineage": lineage.record("train", inputs, params, outputs=[str(args.weights)]),
             **(extra or {}),
         },
     )
-    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    remove_checkpoints(name)
     print(json.dumps(final))
+
+
+def remove_checkpoints(name: str) -> None:
+    """Delete every checkpoint folder of run ``name``: the finished one and abandoned ones."""
+    folder = re.compile(rf"{re.escape(name)}-[0-9a-f]{{12}}")
+    if CHECKPOINT_ROOT.is_dir():
+        for path in CHECKPOINT_ROOT.iterdir():
+            if folder.fullmatch(path.name):
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def _code_sha256(stage: str) -> str:
+    """sha256 over the stage's source files (paths inside the package, and contents)."""
+    from picollm.files import sha256_file
+    from picollm.workflow import SOURCE_ROOT, stage_code
+
+    files = stage_code(stage, relative_to=SOURCE_ROOT)
+    listing = "".join(f"{sha256_file(SOURCE_ROOT / path)}  {path}\n" for path in files)
+    return hashlib.sha256(listing.encode()).hexdigest()
 
 
 def _source_weights(store: Any, data: dict[str, Any]) -> dict[str, float] | None:
@@ -195,31 +231,6 @@ def _source_weights(store: Any, data: dict[str, Any]) -> dict[str, float] | None
     weight = data["tinystories_weight"]
     total = sum(others.values())
     return {"tinystories": weight, **{s: (1 - weight) * n / total for s, n in others.items()}}
-
-
-def _first_fraction(store: Any, fraction: float) -> Any:
-    """The store restricted to the first ``fraction`` of each source's documents (at least one)."""
-    import math
-
-    import numpy as np
-
-    from picollm.data.loader import TokenStore
-
-    if fraction == 1.0:
-        return store
-    keep = []
-    for source in range(len(store.sources)):
-        docs = np.flatnonzero(store.doc_sources == source)  # (D_s,) in split order
-        keep.append(docs[: max(1, math.ceil(fraction * len(docs)))] if len(docs) else docs)
-    kept = np.sort(np.concatenate(keep))
-    return TokenStore(
-        store.tokens,
-        store.doc_starts[kept],
-        store.doc_lengths[kept],
-        store.doc_sources[kept],
-        store.sources,
-        store.eot_id,
-    )
 
 
 def _fingerprint(*parts: Any) -> str:

@@ -8,10 +8,15 @@ new one, never a torn file. It carries a *fingerprint* of the run (model paramet
 training settings that decide the numbers, the caller's identity of the data and model config)
 that a resuming run must match, and the random generators' states of every process of the
 run (a list with one entry per rank; one process: a list of one).
+
+A checkpoint that cannot be read (truncated, corrupt, incomplete) raises
+``UnreadableCheckpointError``; the trainer sets such a file aside and starts afresh. A disk too
+full for a write raises ``DiskFullError`` naming the path and the space a checkpoint needs.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from collections.abc import Mapping
@@ -21,6 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from picollm.errors import DiskFullError, UserError
 from picollm.training.config import RESUME_NEUTRAL_FIELDS, TrainConfig
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -31,8 +37,12 @@ REQUIRED_KEYS = frozenset(
 )
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint that cannot be used; the message names the file and the problem."""
+
+
+class UnreadableCheckpointError(CheckpointError):
+    """A checkpoint file that is truncated, corrupt or incomplete: no run can resume from it."""
 
 
 def model_signature(model: nn.Module) -> dict[str, list[int]]:
@@ -72,10 +82,47 @@ def write_checkpoint(path: Path, payload: Mapping[str, Any]) -> None:
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as err:
         temporary.unlink(missing_ok=True)
+        if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+            raise disk_full(path, tensor_bytes(payload), keeps=path) from None
         raise
     _fsync_directory(path.parent)
+
+
+def tensor_bytes(payload: Any) -> int:
+    """Bytes of the tensors in a nested payload: about the size of its checkpoint file."""
+    if isinstance(payload, torch.Tensor):
+        return payload.numel() * payload.element_size()
+    if isinstance(payload, Mapping):
+        return sum(tensor_bytes(value) for value in payload.values())
+    if isinstance(payload, list | tuple):
+        return sum(tensor_bytes(value) for value in payload)
+    return 0
+
+
+def disk_full(path: Path, needed: int, keeps: Path | None = None) -> DiskFullError:
+    """The error for a write of about ``needed`` bytes to ``path`` that found the disk full;
+    ``keeps``: a file the write replaces, which stays until the new one is whole."""
+    held = keeps.stat().st_size if keeps is not None and keeps.is_file() else 0
+    also = f", beside the {held / 2**20:.1f} MiB of the {keeps.name} it replaces" if held else ""
+    return DiskFullError(
+        errno.ENOSPC,
+        f"no space left on the device for {path}: it needs about {needed / 2**20:.1f} MiB "
+        f"free{also}; free space there, or set training.checkpoint_interval: 0 (a checkpoint "
+        "only at the end), and rerun to resume",
+    )
+
+
+def set_aside(path: Path) -> Path:
+    """Rename an unusable checkpoint to ``<name>.unreadable-<n>`` beside it (kept for a look,
+    never read again) and return the new path."""
+    path = Path(path)
+    number = 1
+    while (aside := path.with_name(f"{path.name}.unreadable-{number}")).exists():
+        number += 1
+    os.replace(path, aside)
+    return aside
 
 
 def remove_stale_temporaries(path: Path) -> None:
@@ -93,7 +140,7 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for truncated or foreign files
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(
+        raise UnreadableCheckpointError(
             f"{path}: cannot be read as a checkpoint (truncated or corrupt?): {reason}"
         ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
@@ -105,7 +152,7 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
         )
     missing = sorted(REQUIRED_KEYS - payload.keys())
     if missing:
-        raise CheckpointError(f"{path}: incomplete checkpoint, missing {missing}")
+        raise UnreadableCheckpointError(f"{path}: incomplete checkpoint, missing {missing}")
     return payload
 
 

@@ -19,9 +19,10 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "bfloat16")
 
 RESUME_NEUTRAL_FIELDS = frozenset(
-    {"device", "compile", "checkpoint_interval", "log_interval", "eval_interval", "processes"}
+    {"device", "compile", "checkpoint_interval", "log_interval", "processes"}
 )
-"""Fields a resumed run may change: they say where and how often, not what is computed."""
+"""Fields a resumed run may change: they say where and how often, not what is computed.
+``eval_interval`` is not one: a resumed run would mix two evaluation grids in one loss curve."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,14 @@ class TrainConfig:
         check_float("weight_decay", self.weight_decay, 0.0)
         object.__setattr__(self, "betas", _checked_betas(self.betas))
         check_int("warmup_steps", self.warmup_steps, 0)
+        if self.max_steps_per_epoch is not None:
+            most = self.epochs * self.max_steps_per_epoch
+            if self.warmup_steps >= most:
+                raise ValueError(
+                    f"warmup_steps ({self.warmup_steps}) must be below the run's total steps, "
+                    f"at most epochs * max_steps_per_epoch = {most}: lower warmup_steps or "
+                    "train longer"
+                )
         check_float("min_lr_ratio", self.min_lr_ratio, 0.0, 1.0)
         check_float("grad_clip", self.grad_clip, 0.0)
         check_int("eval_interval", self.eval_interval, 1)

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 
 import torch
 
+from picollm.errors import ConfigError
+
 
 def resolve_device(name: str) -> torch.device:
     """``auto`` picks CUDA, then Apple MPS, then the CPU; an explicit device must be present."""
@@ -19,13 +21,22 @@ def resolve_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError as err:
-        raise ValueError(f"device {name!r} is not a torch device: {err}") from None
+        raise ConfigError(f"training.device = {name!r} is not a torch device: {err}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} was asked for but CUDA is not available; use 'auto'")
+        raise ConfigError(
+            f"training.device = {name!r}, but CUDA is not available on this machine: "
+            "set device: auto (or cpu)"
+        )
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise ValueError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s)")
+        raise ConfigError(
+            f"training.device = {name!r}, but this machine has only "
+            f"{torch.cuda.device_count()} CUDA device(s): set device: auto, or cuda:0"
+        )
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"device {name!r} was asked for but MPS is not available; use 'auto'")
+        raise ConfigError(
+            f"training.device = {name!r}, but MPS is not available on this machine: "
+            "set device: auto (or cpu)"
+        )
     return device
 
 

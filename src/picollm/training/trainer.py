@@ -32,10 +32,12 @@ from picollm.models.base import LanguageModel
 from picollm.training.checkpoint import (
     CHECKPOINT_FILE,
     CheckpointError,
+    UnreadableCheckpointError,
     check_fingerprint,
     read_checkpoint,
     remove_stale_temporaries,
     run_fingerprint,
+    set_aside,
     write_checkpoint,
 )
 from picollm.training.config import TrainConfig
@@ -230,7 +232,16 @@ class _Run:
         if not self.checkpoint_path.exists():
             seed_everything(rank_seed(self.config.seed, self.ranks.rank))
             return None
-        payload = read_checkpoint(self.checkpoint_path)
+        try:
+            payload = read_checkpoint(self.checkpoint_path)
+        except UnreadableCheckpointError as err:
+            wait_for_all(self.ranks)  # every process has tried to read it before it moves
+            if self.ranks.is_main:
+                aside = set_aside(self.checkpoint_path)
+                logger.warning("%s; set aside as %s, training starts afresh", err, aside.name)
+            wait_for_all(self.ranks)
+            seed_everything(rank_seed(self.config.seed, self.ranks.rank))
+            return None
         check_fingerprint(self.checkpoint_path, payload["fingerprint"], self.fingerprint)
         rng_states = payload["rng"]  # one per process of the run that wrote it
         if len(rng_states) != self.ranks.world_size:

@@ -10,6 +10,7 @@ import safetensors.torch
 from torch import nn
 
 from picollm.files import read_json
+from picollm.integrity import recorded_hashes, verify_files
 from picollm.models import LanguageModel, build
 from picollm.training.checkpoint import CheckpointError, read_checkpoint
 
@@ -58,7 +59,12 @@ def load_model_weights(path: Path, model: nn.Module) -> nn.Module:
 
 def load_trained_model(weights: Path, run: Path) -> LanguageModel:
     """The model a training run made: its architecture from ``run`` (run.json), its weights
-    from ``weights``."""
-    model = build(read_json(run)["architecture"])
+    from ``weights``, checked against the sha256 that run.json records for them (a damaged
+    file is refused with the way to rebuild it, never trusted)."""
+    weights, run = Path(weights), Path(run)
+    record = read_json(run)
+    if weights.parent == run.parent and weights.name in recorded_hashes(record):
+        verify_files(run, [weights.name])
+    model = build(record["architecture"])
     load_model_weights(weights, model)
     return model
