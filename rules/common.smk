@@ -4,7 +4,7 @@ import re
 
 from picollm.config import ConfigError, load_params
 from picollm.training.runs import check_training_runs
-from picollm.workflow import (
+from picollm.pipeline.workflow import (
     THREE_SEQS_TEXT,
     check_inputs_exist,
     corpus_inputs,

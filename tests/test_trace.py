@@ -18,11 +18,11 @@ import pytest
 import yaml
 from test_pipeline import TINY, make_project, run
 
-from picollm import lineage
+from picollm.pipeline import lineage
 from picollm.cli import main
 from picollm.config import lookup, prune
-from picollm.dag import CODE_INPUT, Job
-from picollm.trace import (
+from picollm.pipeline.dag import CODE_INPUT, Job
+from picollm.pipeline.trace import (
     DIRECTORY,
     FileDigests,
     chain,

@@ -1,6 +1,6 @@
 """The source files each stage runs (rule inputs named ``code``), found through its imports."""
 
-from picollm.workflow import stage_code
+from picollm.pipeline.workflow import stage_code
 
 
 def files(stage: str) -> set[str]:
@@ -24,7 +24,7 @@ def test_a_stage_depends_only_on_what_it_imports():
 
 def test_the_train_rule_launches_torchrun_for_a_model_asking_for_processes():
     from picollm.config import validate_params
-    from picollm.workflow import train_launcher
+    from picollm.pipeline.workflow import train_launcher
 
     models = {"lstm": {"type": "lstm"}, "big": {"type": "lstm", "training": {"processes": 4}}}
     params = validate_params({"models": models})
@@ -38,7 +38,7 @@ def test_every_input_path_in_params_must_exist(tmp_path):
     import pytest
 
     from picollm.config import ConfigError, validate_params
-    from picollm.workflow import THREE_SEQS_TEXT, check_inputs_exist
+    from picollm.pipeline.workflow import THREE_SEQS_TEXT, check_inputs_exist
 
     (tmp_path / "here.txt").write_text("a story\n")
     params = validate_params({"models": {"lstm": {"type": "lstm"}}})

@@ -113,7 +113,7 @@ def _add_tools(commands: argparse._SubParsersAction) -> None:
 def _validate(args: argparse.Namespace) -> None:
     from picollm.config import load_params
     from picollm.training.runs import check_run_lengths, check_training_runs
-    from picollm.workflow import check_inputs_exist
+    from picollm.pipeline.workflow import check_inputs_exist
 
     params = load_params(args.params)
     check_training_runs(params)
@@ -124,13 +124,13 @@ def _validate(args: argparse.Namespace) -> None:
 
 
 def _dvc_yaml(args: argparse.Namespace) -> int:
-    from picollm.dvc_sync import check_or_write
+    from picollm.pipeline.dvc_sync import check_or_write
 
     return check_or_write(args.snakefile, args.params, args.out, check=args.check)
 
 
 def _trace(args: argparse.Namespace) -> int:
-    from picollm.trace import run
+    from picollm.pipeline.trace import run
 
     return run(args.output, args.snakefile, args.params, as_json=args.json)
 

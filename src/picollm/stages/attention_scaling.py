@@ -17,7 +17,7 @@ def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
     import pandas as pd
 
     from picollm.files import atomic_path
-    from picollm.models.linear_attention.benchmark import scaling_points
+    from picollm.attention_scaling import scaling_points
 
     study = params["attention_scaling"]
     points = scaling_points(

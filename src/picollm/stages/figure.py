@@ -47,7 +47,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
-    from picollm import lineage
+    from picollm.pipeline import lineage
     from picollm.files import write_json
 
     draw = {

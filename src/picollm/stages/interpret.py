@@ -30,7 +30,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
-    from picollm import lineage
+    from picollm.pipeline import lineage
     from picollm.data.loader import TokenStore
     from picollm.errors import UserError
     from picollm.files import write_json, write_text

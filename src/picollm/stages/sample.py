@@ -31,7 +31,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
-    from picollm import lineage
+    from picollm.pipeline import lineage
     from picollm.errors import UserError
     from picollm.files import atomic_path, write_json
     from picollm.generation import generate

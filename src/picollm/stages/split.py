@@ -25,7 +25,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
-    from picollm import lineage
+    from picollm.pipeline import lineage
     from picollm.data.corpus import corpus_metadata_path
     from picollm.data.split import split_corpus
     from picollm.integrity import verify_files

@@ -25,7 +25,7 @@ def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
     # `datasets` imports torch when it can (1-2 s), only to share an epoch counter with DataLoader
     # workers; this stage has no use for torch, and its tokeniser processes fork faster without it.
     os.environ.setdefault("USE_TORCH", "0")
-    from picollm import lineage
+    from picollm.pipeline import lineage
     from picollm.data.corpus import build_corpus, corpus_metadata_path, describe_tinystories
     from picollm.data.tokenize import usable_cpus
     from picollm.errors import UserError

@@ -77,7 +77,7 @@ def train_model(
     The number of steps does not depend on ``data_fraction`` (``training.config.run_length``)."""
     import torch
 
-    from picollm import lineage
+    from picollm.pipeline import lineage
     from picollm.data.loader import BatchStream, TokenStore, eval_batches
     from picollm.errors import ConfigError
     from picollm.files import read_json, sha256_file, write_json
@@ -211,7 +211,7 @@ def remove_checkpoints(name: str) -> None:
 def _code_sha256(stage: str) -> str:
     """sha256 over the stage's source files (paths inside the package, and contents)."""
     from picollm.files import sha256_file
-    from picollm.workflow import SOURCE_ROOT, stage_code
+    from picollm.pipeline.workflow import SOURCE_ROOT, stage_code
 
     files = stage_code(stage, relative_to=SOURCE_ROOT)
     listing = "".join(f"{sha256_file(SOURCE_ROOT / path)}  {path}\n" for path in files)

@@ -4,7 +4,7 @@ The job that makes the output is found in the Snakemake DAG, then the jobs that 
 inputs, and so on back to files no job makes (raw data). Source files a stage runs are its code:
 summarised by one hash, never walked as data. Each step is checked against two stored records:
 
-- the lineage record the stage wrote beside its outputs (``picollm.lineage.record``: a figure's
+- the lineage record the stage wrote beside its outputs (``picollm.pipeline.lineage.record``: a figure's
   ``.json`` sidecar, or the ``lineage`` entry of a JSON output such as ``metrics.json``), whose
   input hashes and params must match the files and params as they are now;
 - the step's stage in ``dvc.lock``, whose command, file md5s and params must match likewise;
@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from picollm.config import ConfigError, load_params, lookup, prune, read_yaml
-from picollm.dag import Job, snakemake_jobs
+from picollm.pipeline.dag import Job, snakemake_jobs
 from picollm.errors import UserError
 from picollm.integrity import rebuild_command, recorded_hashes
-from picollm.lineage import code_version
+from picollm.pipeline.lineage import code_version
 
 DVC_LOCK = "dvc.lock"
 DVC_PARAMS_FILE = "params.yaml"
@@ -339,7 +339,7 @@ def trace(
 ) -> Trace:
     """The lineage of ``target`` (a path relative to ``root``, the pipeline's directory).
 
-    ``jobs`` is the pipeline (``picollm.dag.snakemake_jobs``), ``params`` the validated params
+    ``jobs`` is the pipeline (``picollm.pipeline.dag.snakemake_jobs``), ``params`` the validated params
     with defaults (``load_params``), ``lock`` the parsed ``dvc.lock`` if there is one.
     """
     digests = FileDigests(root)
@@ -385,7 +385,7 @@ def code_hash(files: Hashes) -> str | None:
 
 
 def describe_code_version(version: Mapping[str, Any]) -> str:
-    """``picollm 0.1.0 at git f882eba3 (dirty)`` from ``picollm.lineage.code_version()``."""
+    """``picollm 0.1.0 at git f882eba3 (dirty)`` from ``picollm.pipeline.lineage.code_version()``."""
     text = f"{version.get('package', 'picollm')} {version.get('version', '?')}"
     if "git_commit" in version:
         dirty = " (dirty)" if version.get("git_dirty") else ""
