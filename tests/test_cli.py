@@ -34,8 +34,7 @@ import logging, sys
 from pathlib import Path
 from picollm.cli import main
 from picollm.errors import UserError
-from picollm.stages import Stage, STAGE_MODULES
-import picollm.stages as stages
+from picollm.stages import Stage, STAGES
 
 def run(args, params):
     print("started", flush=True)
@@ -48,11 +47,8 @@ def run(args, params):
 def configure(parser):
     parser.add_argument("--fail", help="how to fail")
 
-stage = Stage(name="fake", help="a stage for tests", param_keys=(), configure=configure, run=run)
-STAGE_MODULES["fake"] = "fake"
-stages.load_stage = lambda name, real=stages.load_stage: stage if name == "fake" else real(name)
-import picollm.cli
-picollm.cli.load_stage = stages.load_stage
+sys.modules["picollm.stages.fake"] = sys.modules[__name__]
+STAGES["fake"] = Stage("fake", "fake", "a stage for tests")
 sys.exit(main(["fake", *sys.argv[1:]]))
 """
 
@@ -137,7 +133,7 @@ def test_no_training_option_is_taken_by_torchrun(command):
     assert {option: hits for option, hits in taken.items() if hits} == {}
 
 
-def test_the_metrics_table_has_a_row_per_model(tmp_path, capsys):
+def test_the_metrics_summary_has_an_entry_and_a_row_per_model(tmp_path, capsys):
     import json
 
     from picollm.cli import main
@@ -150,10 +146,15 @@ def test_the_metrics_table_has_a_row_per_model(tmp_path, capsys):
                     "tokens_per_s": 12345.6, "parameters": 1000}  # fmt: skip
         path.write_text(json.dumps(headline))
         inputs.append(str(path))
-    out = tmp_path / "metrics.tsv"
+    out, table = tmp_path / "metrics.json", tmp_path / "metrics.tsv"
     params = ["--params", str(ROOT / "params.yaml")]
-    assert main(["metrics-table", "--inputs", *inputs, "--out", str(out), *params]) == 0
-    assert out.read_text().splitlines() == [
+    command = ["metrics", "--inputs", *inputs, "--out", str(out), "--table", str(table)]
+    assert main([*command, *params]) == 0
+    summary = json.loads(out.read_text())
+    assert list(summary) == ["lstm", "transformer"]
+    assert summary["lstm"] == {"train_loss": 2.5, "test_loss": 3.0, "gap": 0.5,
+                               "tokens_per_s": 12345.6, "parameters": 1000}  # fmt: skip
+    assert table.read_text().splitlines() == [
         "model\ttrain_loss\ttest_loss\tgap\ttokens_per_s\tparameters",
         "lstm\t2.5000\t3.0000\t0.5000\t12346\t1000",
         "transformer\t1.2500\t1.7500\t0.5000\t12346\t1000",

@@ -6,21 +6,15 @@ subcommand validates the whole params file first, so a bad value fails before an
 
 from __future__ import annotations
 
+import argparse
+import os
 import sys
+from collections.abc import Sequence
+from pathlib import Path
 
-from picollm.training.cpu_allocator import enable_cpu_huge_pages
-
-if "torch" not in sys.modules:  # as a command: before anything imports torch
-    enable_cpu_huge_pages()  # huge pages for torch's CPU allocator (see benchmarks/README.md)
-
-import argparse  # noqa: E402
-import os  # noqa: E402
-from collections.abc import Sequence  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-from picollm import __version__  # noqa: E402
-from picollm.errors import UserError, error_line  # noqa: E402
-from picollm.stages import STAGE_MODULES, Stage, execute, load_stage  # noqa: E402
+from picollm import __version__
+from picollm.errors import UserError, error_line
+from picollm.stages import STAGES, Stage, execute
 
 DEFAULT_PARAMS = "params.yaml"
 DEFAULT_SPLIT = "data/processed/split/split.json"
@@ -28,20 +22,22 @@ PARAMS_HELP = f"the params file (default: {DEFAULT_PARAMS})"
 SNAKEFILE_HELP = "the workflow whose rules are read (default: Snakefile)"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command; a stage's own options only for ``command`` (or for every
+    stage when it is None), so that running one stage imports only that stage's code."""
     parser = argparse.ArgumentParser(
         prog="picollm",
         description="Train, sample and study pico-sized language models, reproducibly.",
     )
     parser.add_argument("--version", action="version", version=f"picollm {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="<command>")
-    for name in STAGE_MODULES:
-        _add_stage(commands, load_stage(name))
+    for stage in STAGES.values():
+        _add_stage(commands, stage, configure=command in (None, stage.name))
     _add_tools(commands)
     return parser
 
 
-def _add_stage(commands: argparse._SubParsersAction, stage: Stage) -> None:
+def _add_stage(commands: argparse._SubParsersAction, stage: Stage, configure: bool) -> None:
     sub = commands.add_parser(stage.name, help=stage.help, description=stage.help)
     sub.add_argument(
         "--params",
@@ -55,7 +51,8 @@ def _add_stage(commands: argparse._SubParsersAction, stage: Stage) -> None:
         type=Path,
         help="write all output of the stage (progress, errors) to this file",
     )
-    stage.configure(sub)
+    if configure:
+        stage.load().configure(sub)
     sub.set_defaults(handler=lambda args: execute(stage, args))
 
 
@@ -136,7 +133,9 @@ def _trace(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    args = build_parser(command).parse_args(argv)
     try:
         return args.handler(args) or 0
     except (UserError, OSError) as err:

@@ -1,23 +1,90 @@
-"""Helpers the Snakefile uses to wire rules from the stage registry.
+"""What the Snakefile needs besides wiring: input files, the code each stage runs, its params.
 
-The rules stay pure wiring: which files a stage reads and writes, which params keys it declares
-(from ``Stage.param_keys``) and which source files it runs (``stage_code``), so that editing a key
-or a module reruns exactly the stages that depend on it, in Snakemake and in DVC alike.
+A stage's code is declared, not discovered: ``CORE`` (what every ``picollm <stage>`` command runs)
+plus the stage's entry in ``STAGE_CODE``, directories and files relative to the repository root.
+``dvc.yaml`` lists the same paths as each stage's ``deps``; the Snakemake rules take every file
+under them as input, so editing any module a stage runs reruns it in both drivers
+(``tests/test_workflow.py`` imports each stage and checks that nothing it loads is left out).
 """
 
 from __future__ import annotations
 
-import ast
-from collections.abc import Callable, Mapping
-from functools import cache
+import json
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from picollm.config import ConfigError, prune
-from picollm.stages import STAGE_MODULES, load_stage
+from picollm.stages import STAGES
 
-PACKAGE_DIR = Path(__file__).resolve().parent
-SOURCE_ROOT = PACKAGE_DIR.parent  # the directory that holds the ``picollm`` package
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+SOURCE_PREFIX = "src/picollm"
+"""Where the package lies in the repository; the declared code paths start with it."""
+REPOSITORY_ROOT = PACKAGE_DIR.parents[1]
+"""The checkout holding ``src/picollm`` (for an installed package: only a guess, unused)."""
+
+CORE = [
+    f"{SOURCE_PREFIX}/{path}"
+    for path in (
+        "__init__.py",
+        "__main__.py",
+        "entry.py",
+        "cli.py",
+        "config.py",
+        "errors.py",
+        "files.py",
+        "schema",
+        "stages/__init__.py",
+        "pipeline/__init__.py",
+        "pipeline/lineage.py",
+    )
+]
+"""Code every stage runs: the command line, params loading and checking, lineage records."""
+
+_DATA = ("data", "tokenizer.py", "vocab.py", "integrity.py")
+_TRAINED = (*_DATA, "models", "training")
+STAGE_CODE: dict[str, list[str]] = {
+    stage: [f"{SOURCE_PREFIX}/{path}" for path in paths]
+    for stage, paths in {
+        "three-seqs": ("stages/three_seqs.py", "data"),
+        "tokenize": ("stages/tokenize.py", *_DATA),
+        "split": ("stages/split.py", *_DATA),
+        "train": ("stages/train.py", *_TRAINED, "pipeline/workflow.py"),
+        "sweep": ("stages/sweep.py", "stages/train.py", *_TRAINED, "pipeline/workflow.py"),
+        "sample-sweep": (
+            "stages/sample.py",
+            *_TRAINED,
+            "generation.py",
+            "sampling.py",
+            "text_metrics.py",
+        ),
+        "attention-scaling": ("stages/attention_scaling.py", "attention_scaling.py", "models"),
+        "interpret": ("stages/interpret.py", *_TRAINED, "interpret"),
+        "figure": ("stages/figure.py", "figures", "stats.py"),
+        "metrics": ("stages/metrics.py",),
+    }.items()
+}
+"""Code each stage runs besides ``CORE``: its module under ``stages/`` and what that imports."""
+
+
+def code_paths(stage: str) -> list[str]:
+    """The declared code of ``stage``: ``CORE`` and its ``STAGE_CODE``, repository-relative."""
+    return [*CORE, *STAGE_CODE[stage]]
+
+
+def code_files(stage: str, root: Path | None = None) -> list[str]:
+    """Every source file under the stage's code paths, sorted: relative to ``root`` (a checkout
+    holding ``src/picollm``), or with ``root`` None, absolute paths into the imported package."""
+    base = PACKAGE_DIR if root is None else root / SOURCE_PREFIX
+    files: set[Path] = set()
+    for declared in code_paths(stage):
+        path = base / Path(declared).relative_to(SOURCE_PREFIX)
+        found = path.rglob("*") if path.is_dir() else [path]
+        files.update(f for f in found if f.is_file() and "__pycache__" not in f.parts)
+    if root is None:
+        return sorted(str(f) for f in files)
+    return sorted(f.relative_to(root).as_posix() for f in files)
 
 
 def corpus_inputs(params: Mapping[str, Any]) -> list[str]:
@@ -86,105 +153,31 @@ def train_launcher(params: Mapping[str, Any], model: str) -> str:
     return f"torchrun --standalone --nproc_per_node {processes} -m picollm"
 
 
-def stage_keys(stage: str) -> Callable[[Any], list[str]]:
-    """A params function for a rule: the dotted keys the stage reads, given the job's wildcards."""
-    spec = load_stage(stage)
-
-    def keys(wildcards: Any) -> list[str]:
-        return spec.keys(**{name: wildcards[name] for name in spec.wildcards})
-
-    return keys
+def results_root(params_file: str | Path) -> str:
+    """Where a run on ``params_file`` writes: ``results`` for params.yaml, else
+    ``results/<stem>``, so that a run on another params file never replaces the default run's."""
+    path = Path(params_file)
+    return "results" if path.name == "params.yaml" else f"results/{path.stem}"
 
 
-def stage_params(stage: str, config: Mapping[str, Any]) -> Callable[[Any], dict[str, Any]]:
-    """A params function for a rule: the params subtree the stage reads (so changing it reruns)."""
-    keys = stage_keys(stage)
-    return lambda wildcards: prune(config, keys(wildcards))
+def stage_params(stage: str, params: Mapping[str, Any], **wildcards: str) -> dict[str, Any]:
+    """The params subtree ``stage`` reads for these wildcard values."""
+    return prune(params, STAGES[stage].keys(**wildcards))
 
 
-@cache
-def stage_code(stage: str, relative_to: Path | None = None) -> list[str]:
-    """Source files of the picollm modules the stage imports, directly or transitively."""
-    module = f"picollm.stages.{STAGE_MODULES[stage]}"
-    files = sorted(_module_closure(module))
-    base = relative_to or Path.cwd()
-    return [_relative(path, base) for path in files]
-
-
-def _relative(path: Path, base: Path) -> str:
-    try:
-        return str(path.relative_to(base.resolve()))
-    except ValueError:
+def write_params_record(path: str | Path, values: Mapping[str, Any], source: str | Path) -> str:
+    """Write ``values`` (a stage's params) as JSON to ``path`` unless it holds them already, and
+    give a new file the modification time of the params file ``source``: Snakemake reruns a job
+    when its record is newer than its outputs, that is, when the params changed after they were
+    built (by either driver). Returns ``path``, for use as a rule input."""
+    target = Path(path)
+    text = json.dumps(values, indent=1, sort_keys=True) + "\n"
+    if target.is_file() and target.read_text(encoding="utf-8") == text:
         return str(path)
-
-
-LAZY_EXPORTS = "_EXPORTS"
-"""The name of a lazily importing package's table of its names' submodules."""
-
-
-def _module_file(module: str) -> Path | None:
-    """The file of a picollm module or package, or None if it is not one."""
-    parts = module.split(".")
-    if parts[0] != "picollm":
-        return None
-    base = SOURCE_ROOT.joinpath(*parts)
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _imports(path: Path, module: str) -> set[str]:
-    """Modules named by the import statements of one file (absolute and relative). A name
-    imported from a package that loads its names lazily (PEP 562, see :func:`_lazy_exports`)
-    counts as an import of the submodule that defines it."""
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                anchor = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
-                base = f"{anchor}.{node.module}" if node.module else anchor
-            else:
-                base = node.module or ""
-            found.add(base)
-            lazy = _lazy_exports(base)
-            found.update(f"{base}.{lazy.get(alias.name, alias.name)}" for alias in node.names)
-    return found
-
-
-def _lazy_exports(package: str) -> dict[str, str]:
-    """Name -> submodule from the ``_EXPORTS`` table of a package's ``__init__.py`` (empty for a
-    package without one, or a plain module)."""
-    path = _module_file(package)
-    if path is None or path.name != "__init__.py":
-        return {}
-    for node in ast.parse(path.read_text(encoding="utf-8")).body:
-        if isinstance(node, ast.Assign) and any(
-            isinstance(target, ast.Name) and target.id == LAZY_EXPORTS for target in node.targets
-        ):
-            return ast.literal_eval(node.value)
-    return {}
-
-
-def _module_closure(root: str) -> set[Path]:
-    """Files of ``root`` and of every picollm module it reaches through imports, with the
-    ``__init__.py`` of each package on the way (they run on import)."""
-    seen: set[str] = set()
-    files: set[Path] = set()
-    pending = [root]
-    while pending:
-        module = pending.pop()
-        if module in seen:
-            continue
-        seen.add(module)
-        path = _module_file(module)
-        if path is None:
-            continue
-        files.add(path)
-        parents = [".".join(module.split(".")[:i]) for i in range(1, module.count(".") + 1)]
-        pending.extend(parents)
-        pending.extend(_imports(path, module))
-    return files
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    changed = os.stat(source).st_mtime_ns
+    os.utime(temporary, ns=(changed, changed))
+    os.replace(temporary, target)
+    return str(path)

@@ -13,7 +13,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-from picollm.stages import Stage, add_trained_model_options
+import pandas as pd
+
+from picollm.errors import UserError
+from picollm.files import atomic_path, write_json
+from picollm.generation import generate
+from picollm.pipeline import lineage
+from picollm.stages import add_trained_model_options
+from picollm.text_metrics import diversity_summary
+from picollm.training import load_trained_model
+from picollm.vocab import VOCAB_FILE, Vocabulary
 
 GREEDY = "greedy"
 
@@ -31,14 +40,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
-    from picollm.pipeline import lineage
-    from picollm.errors import UserError
-    from picollm.files import atomic_path, write_json
-    from picollm.generation import generate
-    from picollm.text_metrics import diversity_summary
-    from picollm.training import load_trained_model
-    from picollm.vocab import VOCAB_FILE, Vocabulary
-
     settings = params["sampling"]
     prompts = _as_list(settings["prompt"])
     sweep = [GREEDY] * settings["greedy"] + settings["top_p"]
@@ -99,9 +100,6 @@ def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
 
 def _write_table(records: list[dict[str, Any]], per_prompt: int, target: Path) -> None:
     """The first sample of each prompt at each p, as a readable TSV."""
-    import pandas as pd
-
-    from picollm.files import atomic_path
 
     rows = [
         {"p": r["p"], "prompt": r["prompt"], "continuation": r["text"].replace("\n", " ")}
@@ -114,13 +112,3 @@ def _write_table(records: list[dict[str, Any]], per_prompt: int, target: Path) -
 
 def _as_list(prompt: str | list[str]) -> list[str]:
     return [prompt] if isinstance(prompt, str) else list(prompt)
-
-
-STAGE = Stage(
-    name="sample-sweep",
-    help="the pipeline's p sweep: sample at every nucleus mass p in params; measure diversity "
-    "and log-probability (to sample by hand: picollm sample RUN_DIR)",
-    param_keys=("sampling",),
-    configure=configure,
-    run=run,
-)

@@ -23,7 +23,22 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from picollm.stages import Stage
+import numpy as np
+import pandas as pd
+import torch
+
+from picollm.config import model_config, training_config
+from picollm.data.loader import BatchStream, TokenStore, eval_batches
+from picollm.errors import ConfigError
+from picollm.files import atomic_path, read_json, sha256_file, write_json
+from picollm.integrity import verify_files
+from picollm.models import build
+from picollm.pipeline import lineage
+from picollm.pipeline.workflow import PACKAGE_DIR, code_files
+from picollm.training import TrainConfig, save_model_weights, train
+from picollm.training.config import run_length
+from picollm.training.distributed import process_group, torchrun_ranks
+from picollm.vocab import VOCAB_FILE, Vocabulary
 
 CHECKPOINT_ROOT = Path(".picollm/checkpoints")
 
@@ -56,8 +71,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
-    from picollm.config import model_config, training_config
-
     name = args.model
     train_model(args, params, name, model_config(params, name), training_config(params, name))
 
@@ -75,18 +88,6 @@ def train_model(
     """Train the model ``model_entry`` with the ``training`` settings on the split's train
     documents (the first ``data_fraction`` of each source's), and write the stage's outputs.
     The number of steps does not depend on ``data_fraction`` (``training.config.run_length``)."""
-    import torch
-
-    from picollm.pipeline import lineage
-    from picollm.data.loader import BatchStream, TokenStore, eval_batches
-    from picollm.errors import ConfigError
-    from picollm.files import read_json, sha256_file, write_json
-    from picollm.integrity import verify_files
-    from picollm.models import build
-    from picollm.training import TrainConfig, save_model_weights, train
-    from picollm.training.config import run_length
-    from picollm.training.distributed import process_group, torchrun_ranks
-    from picollm.vocab import VOCAB_FILE, Vocabulary
 
     data = params["data"]
     split_dir = args.split.parent
@@ -209,19 +210,15 @@ def remove_checkpoints(name: str) -> None:
 
 
 def _code_sha256(stage: str) -> str:
-    """sha256 over the stage's source files (paths inside the package, and contents)."""
-    from picollm.files import sha256_file
-    from picollm.pipeline.workflow import SOURCE_ROOT, stage_code
-
-    files = stage_code(stage, relative_to=SOURCE_ROOT)
-    listing = "".join(f"{sha256_file(SOURCE_ROOT / path)}  {path}\n" for path in files)
+    """sha256 over the stage's declared code (paths inside the package, and contents)."""
+    files = [Path(path) for path in code_files(stage)]
+    listing = "".join(f"{sha256_file(f)}  {f.relative_to(PACKAGE_DIR)}\n" for f in files)
     return hashlib.sha256(listing.encode()).hexdigest()
 
 
 def _source_weights(store: Any, data: dict[str, Any]) -> dict[str, float] | None:
     """The starter's ``tinystories_weight``: the chance a sequence comes from TinyStories; the
     other sources share the rest in proportion to their tokens."""
-    import numpy as np
 
     tokens = np.bincount(store.doc_sources, weights=store.doc_lengths, minlength=len(store.sources))
     per_source = dict(zip(store.sources, tokens.tolist(), strict=True))
@@ -251,10 +248,6 @@ def _final(metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def _write_tables(history: Any, curve: Path, steps: Path) -> None:
-    import pandas as pd
-
-    from picollm.files import atomic_path
-
     evals = pd.DataFrame(
         [
             {
@@ -269,22 +262,3 @@ def _write_tables(history: Any, curve: Path, steps: Path) -> None:
     for frame, target in ((evals, curve), (per_step, steps)):
         with atomic_path(target) as tmp:
             frame.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
-
-
-PARAM_KEYS = (
-    "data.block_size",
-    "data.loader",
-    "data.tinystories_weight",
-    "training",
-    "models.{model}",
-)
-"""What a training run reads; the sweep stage reads these too."""
-
-STAGE = Stage(
-    name="train",
-    help="train one model from params.yaml; write weights, metrics and loss curves",
-    param_keys=PARAM_KEYS,
-    configure=configure,
-    run=run,
-    wildcards=("model",),
-)
