@@ -211,3 +211,29 @@ def test_eval_batches_padded_uses_each_document_once():
     batches = eval_batches(store, 8, batch_size=3, n_batches=10, seed=0, mode="padded")
     firsts = sorted(int(b.inputs[i, 0]) for b in batches for i in range(len(b.inputs)))
     assert firsts == sorted(int(store.tokens[s]) for s in store.doc_starts)
+
+
+def naive_eval_windows(store, block):
+    """Oracle: walk the documents one by one, cutting each gap-free stretch into windows."""
+    runs = []
+    for start, length in zip(store.doc_starts.tolist(), store.doc_lengths.tolist(), strict=True):
+        if not runs or start != runs[-1][-1] + 1:
+            runs.append([])
+        runs[-1] += range(start, start + length)
+    return [
+        [int(store.tokens[i]) for i in run[j * block : j * block + block + 1]]
+        for run in runs
+        for j in range((len(run) - 1) // block)
+    ]
+
+
+@pytest.mark.parametrize("fraction", [1.0, 0.5, 0.2])
+def test_eval_windows_of_a_fraction_lie_inside_its_documents(fraction):
+    """A first_fraction store (the data ladder) is evaluated on its own documents, never on the
+    rest of the split: its train loss is the loss on what it trained on."""
+    store = two_source_store().first_fraction(fraction)
+    block = 4
+    batches = eval_batches(store, block, batch_size=3, n_batches=1000, seed=0)
+    rows = torch.cat([torch.cat([b.inputs, b.targets[:, -1:]], dim=1) for b in batches])
+    assert sorted(rows.tolist()) == sorted(naive_eval_windows(store, block))
+    assert store.n_tokens == int(store.doc_lengths.sum())

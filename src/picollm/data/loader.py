@@ -88,8 +88,14 @@ class TokenStore:
         self.doc_lengths = np.asarray(doc_lengths, dtype=np.int64)  # (D,)
         self.doc_sources = np.asarray(doc_sources, dtype=np.int64)  # (D,) indices into sources
         self.sources = list(sources)
-        self.n_tokens = len(tokens)
+        self.n_tokens = int(self.doc_lengths.sum())  # in this store's documents
         self.n_documents = len(self.doc_starts)
+
+    def runs(self) -> tuple[np.ndarray, np.ndarray]:
+        """(start, end) token offsets (R,), (R,) of the contiguous stretches of ``tokens`` this
+        store's documents cover (all of it, for a whole split; a prefix or pieces of it, for
+        ``first_fraction``)."""
+        return document_runs(self, np.arange(self.n_documents))
 
     @classmethod
     def open(cls, split_dir: str | Path, split: str) -> TokenStore:
@@ -234,8 +240,8 @@ def eval_batches(
 ) -> list[Batch]:
     """A fixed evaluation set of up to ``n_batches`` batches, drawn without replacement.
 
-    ``packed``: windows from the non-overlapping tiling of the stream (window j starts at token
-    ``j * block_size``); ``padded``: whole documents from their start. If the split holds fewer
+    ``packed``: windows from the non-overlapping tiling of each run of the store's documents
+    (``packed_eval_starts``); ``padded``: whole documents from their start. If the split holds fewer
     than ``n_batches * batch_size`` of them, all are used (the last batch may be smaller), so a
     large ``n_batches`` evaluates the whole split; if it holds none, ValueError. Average losses
     over counted target tokens. ``max_rows`` caps the rows drawn (the last batch is then cut).
@@ -260,11 +266,12 @@ def eval_batches(
     rng = np.random.default_rng(seed)
     rows = n_batches * batch_size if max_rows is None else min(n_batches * batch_size, max_rows)
     chosen = np.sort(rng.permutation(n_items)[:rows])
+    starts = packed_eval_starts(store, block_size) if mode == "packed" else None
     batches = []
     for first in range(0, len(chosen), batch_size):
         picks = chosen[first : first + batch_size]
-        if mode == "packed":
-            batches.append(packed_batch(store, picks * block_size, block_size))
+        if starts is not None:
+            batches.append(packed_batch(store, starts[picks], block_size))
         else:
             batches.append(padded_batch(store, picks, block_size))
     return batches
@@ -272,10 +279,22 @@ def eval_batches(
 
 def eval_items(store: TokenStore, block_size: int, mode: str = "packed") -> int:
     """How many evaluation rows the split holds: non-overlapping windows of ``block_size + 1``
-    tokens (``packed``, the window j starts at ``j * block_size``) or documents (``padded``)."""
+    tokens (``packed``, see ``packed_eval_starts``) or documents (``padded``)."""
     if mode == "packed":
-        return max((store.n_tokens - 1) // block_size, 0)
+        return len(packed_eval_starts(store, block_size))
     return store.n_documents
+
+
+def packed_eval_starts(store: TokenStore, block_size: int) -> np.ndarray:
+    """Token offsets (W,) of the packed evaluation windows: in each run of consecutive
+    documents (``TokenStore.runs``) of L tokens, the windows starting at ``run_start + j *
+    block_size`` for ``j < (L - 1) // block_size``, each ``block_size + 1`` tokens long and
+    inside the run. A whole split is one run: its windows tile the stream."""
+    run_starts, run_ends = store.runs()  # (R,), (R,)
+    per_run = np.maximum(run_ends - run_starts - 1, 0) // block_size  # (R,) windows in each
+    first_of_run = np.repeat(np.cumsum(per_run) - per_run, per_run)  # (W,)
+    within = np.arange(int(per_run.sum())) - first_of_run  # (W,) j inside its run
+    return np.repeat(run_starts, per_run) + within * block_size
 
 
 def matched_eval_sets(
@@ -380,19 +399,26 @@ class _DocumentPool:
         return self.docs[rng.integers(0, self.size, size=n)]
 
 
+def document_runs(store: TokenStore, docs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(start, end) token offsets (R,), (R,) of the maximal runs of the documents ``docs``
+    (sorted indices into ``store``) that follow one another in the token array with no gap."""
+    starts = store.doc_starts[docs]  # (D,)
+    ends = starts + store.doc_lengths[docs]  # (D,)
+    if len(docs) == 0:
+        return starts, ends
+    breaks = np.flatnonzero(starts[1:] != ends[:-1]) + 1  # (R - 1,) a run begins at each
+    return starts[np.r_[0, breaks]], ends[np.r_[breaks - 1, len(docs) - 1]]
+
+
 class _WindowPool:
     """Draws window starts uniformly from the windows inside runs of the given documents.
 
-    A run is a maximal set of consecutive documents (consecutive in the store, so contiguous in
-    the token array); a run of L tokens holds L - block_size windows of block_size + 1 tokens.
+    A run is a maximal set of documents contiguous in the token array (``document_runs``); a
+    run of L tokens holds L - block_size windows of block_size + 1 tokens.
     """
 
     def __init__(self, store: TokenStore, docs: np.ndarray, block_size: int):
-        # docs is sorted; a run starts where the index jumps (the pads -2, last + 2 jump too)
-        run_firsts = docs[np.flatnonzero(np.diff(docs, prepend=-2) != 1)]  # (R,)
-        run_lasts = docs[np.flatnonzero(np.diff(docs, append=docs[-1:] + 2) != 1)]  # (R,)
-        self.run_starts = store.doc_starts[run_firsts]  # (R,) token offsets
-        run_ends = store.doc_starts[run_lasts] + store.doc_lengths[run_lasts]  # (R,)
+        self.run_starts, run_ends = document_runs(store, docs)  # (R,), (R,) token offsets
         self.counts = np.maximum(run_ends - self.run_starts - block_size, 0)  # (R,)
         self.cumulative = np.cumsum(self.counts)  # (R,)
         self.size = int(self.counts.sum())
