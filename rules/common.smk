@@ -64,8 +64,9 @@ def figure_output(name):
 
 
 def made_by(path):
-    """The output a rule declares for ``path``: a sweep run's files lie in its key's folder."""
-    match = re.match(rf"({re.escape(RESULTS)}/sweeps/[^/]+/[^/]+)/\d+/", path)
+    """The output a rule declares for ``path``: a sweep run's files lie in its key and seed's
+    folder."""
+    match = re.match(rf"({re.escape(RESULTS)}/sweeps/[^/]+/[^/]+/\d+)/\d+/", path)
     return match.group(1) if match else path
 
 
@@ -78,3 +79,4 @@ wildcard_constraints:
     model="|".join(re.escape(model) for model in MODELS),
     key="|".join(re.escape(key) for key in SWEEP["values"]) or "(?!)",
     name="|".join(FIGURES),
+    seed=r"\d+",

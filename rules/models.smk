@@ -1,5 +1,5 @@
 # Training and what reads trained models: one job per model under `models`, one per key of
-# `sweep.values` (every value of that key in turn), the p sweep, the interpretability study.
+# `sweep.values` and seed of `sweep.seeds` (every point of that key in turn), the p sweep, the interpretability study.
 
 RUN_FILES = ("weights.safetensors", "vocab.json", "metrics.json", "run.json", "curve.tsv", "steps.tsv")
 
@@ -16,7 +16,7 @@ rule train:
         launch=lambda wildcards: train_launcher(PARAMS, wildcards.model),
     log:
         f"{RESULTS}/logs/train/{{model}}.log",
-    threads: 2
+    threads: 1
     conda:
         CONDA_ENV
     shell:
@@ -32,18 +32,18 @@ rule sweep:
         params=params_record("sweep", "sweep@{key}", model=SWEEP["model"], key=None),
         code=code("sweep"),
     output:
-        runs=directory(f"{RESULTS}/sweeps/{SWEEP['model']}/{{key}}"),  # <index>/ per value
+        runs=directory(f"{RESULTS}/sweeps/{SWEEP['model']}/{{key}}/{{seed}}"),  # <index>/ per point
     params:
         file=PARAMS_FILE,
         model=SWEEP["model"],
     log:
-        f"{RESULTS}/logs/sweep/{SWEEP['model']}/{{key}}.log",
-    threads: 2
+        f"{RESULTS}/logs/sweep/{SWEEP['model']}/{{key}}/{{seed}}.log",
+    threads: 1
     conda:
         CONDA_ENV
     shell:
         "picollm sweep --params {params.file:q} --model {params.model:q} --key {wildcards.key:q}"
-        " --split {input.summary:q} --out {output.runs:q} --log-file {log:q}"
+        " --seed {wildcards.seed:q} --split {input.summary:q} --out {output.runs:q} --log-file {log:q}"
 
 
 rule sample:
@@ -51,6 +51,7 @@ rule sample:
         weights=rules.train.output.weights,
         run=rules.train.output.run,
         vocab=rules.train.output.vocab,
+        **{f"split_{role}": path for role, path in SPLIT.items()},  # copy rates read the text
         params=params_record("sample-sweep", "sample@{model}", model=None),
         code=code("sample-sweep"),
     output:
@@ -70,7 +71,7 @@ rule sample:
         CONDA_ENV
     shell:
         "picollm sample-sweep --params {params.file:q} --model {wildcards.model:q}"
-        " --weights {input.weights:q} --run-json {input.run:q}"
+        " --weights {input.weights:q} --run-json {input.run:q} --split {input.split_summary:q}"
         " --samples {output.samples:q} --summary {output.summary:q} --table {output.table:q}"
         " --log-file {log:q}"
 

@@ -138,10 +138,6 @@ def training_config(params: Mapping[str, Any], name: str) -> dict[str, Any]:
     return merged
 
 
-DATA_FRACTION = "data_fraction"
-"""The sweep key that varies the share of training documents instead of a model or training key."""
-
-
 def schema_problems(params: Mapping[str, Any]) -> list[str]:
     """One line per schema violation of ``params`` (read strictly: see ``_StrictValidator``)."""
     errors = sorted(
@@ -179,6 +175,8 @@ reaches the code as a float) and a ``pattern`` must match up to the very end of 
 
 def _cross_checks(params: Mapping[str, Any]) -> list[str]:
     """Rules that tie keys together, which the schema cannot express."""
+    from picollm.training.runs import swept_values
+
     problems = []
     sweep = params["sweep"]
     if sweep["values"] and sweep["model"] not in params["models"]:
@@ -186,23 +184,20 @@ def _cross_checks(params: Mapping[str, Any]) -> list[str]:
             f"sweep.model = {sweep['model']!r}: must name an entry under models "
             f"({sorted(params['models'])}) when sweep.values is not empty"
         )
-    for value in sweep["values"].get("data_fraction", []):
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
-            problems.append(f"sweep.values.data_fraction: {value!r} must be a number in (0, 1]")
     base = params["models"].get(sweep["model"] or "", {})
     if base.get("type") == "transformer":
         attention = base.get("attention", "softmax")
-        rope_runs = "rope" in sweep["values"].get("position", [])
-        gated_runs = set(sweep["values"].get("attention", [])) - {"softmax"}
+        rope_runs = "rope" in swept_values(sweep, "position")
+        gated_runs = set(swept_values(sweep, "attention")) - {"softmax"}
         if base.get("position") == "rope" and gated_runs:
             problems.append(
-                f"sweep.values.attention {sorted(gated_runs)}: RoPE only applies to softmax "
+                f"sweep attention {sorted(gated_runs)}: RoPE only applies to softmax "
                 f"attention, and models.{sweep['model']}.position is rope: give that model "
                 "position learned, sinusoidal or nope"
             )
         if attention != "softmax" and rope_runs:
             problems.append(
-                f"sweep.values.position: rope only applies to softmax attention, and "
+                f"sweep position rope: rope only applies to softmax attention, and "
                 f"models.{sweep['model']}.attention is {attention!r}"
             )
     return problems + _interpretability_checks(params)

@@ -15,11 +15,9 @@ LOSS = "final loss (nats/token)"
 SPEED = "training tokens/s"
 
 
-def draw(
-    base: Mapping[str, Any], runs: Sequence[Mapping[str, Any]], target: Path | str, dpi: int = 120
-) -> list[Series]:
-    """One column per swept key: final train/test loss (top) and tokens/s (bottom) against the
-    key's values; the base run (``base``, the sweep model's own training) is one of the points.
+def draw(runs: Sequence[Mapping[str, Any]], target: Path | str, dpi: int = 120) -> list[Series]:
+    """One column per study: final train/test loss (top) and tokens/s (bottom) at each of its
+    points (``runs``: the run.json records of the study).
 
     Runs of the same value are seeds: points are their mean with a 95 % band. Numeric keys are
     joined lines; categorical keys (position, attention, ...) unjoined points with error bars.
@@ -27,14 +25,16 @@ def draw(
     its noise is unknown), else the panel says why it is empty. Returns the series drawn:
     ``<key>_test_loss``, ``<key>_train_loss`` and, where drawn, ``<key>_tokens_per_s``.
     """
-    by_key = series(base, runs)
+    by_key = series(runs)
     if not by_key:
         raise ValueError("hyperparams needs at least one sweep run (sweep.values in params.yaml)")
     fig, axes = plt.subplots(2, len(by_key), figsize=(4.0 * len(by_key), 6.2), squeeze=False)
     drawn_series: list[Series] = []
     for column, (key, points) in enumerate(by_key.items()):
-        values = list(dict.fromkeys(value for value, _ in points))  # sorted, seeds merged
+        values = list(dict.fromkeys(value for value, _ in points))  # in order, seeds merged
         numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+        if numeric:
+            values.sort()
         test, train, speed = (
             _over_seeds(key, points, values, metric, y_label)
             for metric, y_label in (
@@ -71,7 +71,9 @@ def draw(
             ax.grid(alpha=0.3)
         loss_ax.legend(fontsize=8)
     fig.suptitle(
-        f"Hyperparameter study around {base['model']!r} (one key changed at a time)", fontsize=11
+        f"Hyperparameter study of {runs[0]['model']!r}: final losses on the whole test split "
+        "(mean over seeds, 95 % band)",
+        fontsize=11,
     )
     fig.tight_layout()
     save(fig, target, dpi)

@@ -26,7 +26,6 @@ def draw(
     curves: Mapping[str, pd.DataFrame | Sequence[pd.DataFrame]],
     target: Path | str,
     dpi: int = 120,
-    base: Mapping[str, Any] | None = None,
     runs: Sequence[Mapping[str, Any]] = (),
     copy_rates: Mapping[str, Sequence[Sequence[Mapping[str, Any]]]] | None = None,
 ) -> list[Series]:
@@ -35,7 +34,7 @@ def draw(
 
     ``curves[name]`` is a table with columns ``step``, ``train_loss`` and ``test_loss`` (nats per
     token), or a list of them, one per seed (drawn as mean and 95 % band). With sweep ``runs``
-    (run records of the study around ``base``; several runs of one value are seeds), a last row
+    (run.json records of the study; several runs of one point are seeds), a last row
     plots the final gap against parameters (series ``gap_vs_parameters``) and training tokens
     (``gap_vs_tokens``), each titled with whether the gap moves as overfitting predicts.
     ``copy_rates[model]`` holds per seed the rows ``{"p", "train", "test"}`` of
@@ -45,7 +44,7 @@ def draw(
     """
     if not curves:
         raise ValueError("overfit_gap needs the curve of at least one model")
-    ladders = _ladders(base, runs) if base is not None else []
+    ladders = _ladders(runs)
     bottom = len(ladders) + (1 if copy_rates else 0)
     cols = max(min(len(curves), 3), bottom)
     rows = math.ceil(len(curves) / cols) + (1 if bottom else 0)
@@ -122,18 +121,16 @@ def _curve_panel(ax: plt.Axes, name: str, tables: list[pd.DataFrame]) -> list[Se
     return [train, test]
 
 
-def _ladders(
-    base: Mapping[str, Any], runs: Sequence[Mapping[str, Any]]
-) -> list[tuple[Series, list[str]]]:
-    """The size ladders and their point labels: final gap against parameters for numeric
-    architecture keys (model size), against training tokens for the data-fraction ladder.
-    Runs with the same x are seeds. Training keys and categorical keys (position, attention,
-    norm, ...) are not size ladders and are left to other figures."""
+def _ladders(runs: Sequence[Mapping[str, Any]]) -> list[tuple[Series, list[str]]]:
+    """The size ladders and their point labels: final gap against parameters for studies of a
+    numeric architecture key (model size), against training tokens for the ``data_fraction``
+    study. Runs with the same x are seeds. Other training keys and categorical keys (position,
+    attention, norm, ...) are not size ladders and are left to other figures."""
     gaps: dict[str, dict[Any, list[float]]] = {}
     texts: dict[str, dict[Any, str]] = {}
-    for key, points in series(base, runs).items():
+    for key, points in series(runs).items():
         numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v, _ in points)
-        if is_training_key(base, key) or not numeric:
+        if not numeric or (key != DATA_FRACTION and is_training_key(points[0][1], key)):
             continue
         if key == DATA_FRACTION:
             ladder, x_of = "gap_vs_tokens", lambda m: m["train_tokens"]

@@ -80,8 +80,8 @@ STAGES: dict[str, Stage] = {
         Stage(
             "sweep",
             "sweep",
-            "train every variant of one key of the hyperparameter study (sweep in params.yaml)",
-            (*TRAIN_KEYS, "sweep.model", "sweep.values.{key}"),
+            "train every point of one study of the sweep in params.yaml, at one seed",
+            (*TRAIN_KEYS, "sweep.model", "sweep.common", "sweep.values.{key}"),
             wildcards=("model", "key"),
         ),
         Stage(
@@ -107,7 +107,7 @@ STAGES: dict[str, Stage] = {
             "figure",
             "figure",
             "draw a figure from result files (with a JSON lineage sidecar)",
-            ("figures", "models", "sweep.model", "sweep.values", "interpretability.model"),
+            ("figures", "models", "sweep.model", "sweep.seeds", "sweep.values", "interpretability.model"),
         ),
         Stage(
             "metrics",

@@ -21,13 +21,18 @@ from picollm.figures import (
     attention_scaling,
     diversity_vs_p,
     hyperparams,
+    length_generalization,
     loss_curves,
+    norm_warmup,
     overfit_gap,
     sae_features,
 )
 from picollm.figures.series import separations
+from picollm.figures.sweeps import DATA_FRACTION
 from picollm.files import read_json, write_json
 from picollm.pipeline import lineage
+from picollm.training.config import TRAINING_KEYS
+from picollm.training.runs import point_changes
 
 Files = dict[str, list[Path]]
 """A figure's input files by role: ``curves``, ``runs``, ``split``, ``records``, ..."""
@@ -78,16 +83,30 @@ def model_files(params: Mapping[str, Any], results: str, name: str) -> list[str]
 
 
 def study_runs(params: Mapping[str, Any], results: str, keys: Sequence[str] = ()) -> list[str]:
-    """run.json of the hyperparameter study: its base model's, then each run of ``keys`` (every
-    key of ``sweep.values`` when empty); nothing without a study."""
+    """run.json of every seed of every point of the studies ``keys`` of ``sweep.values`` (all
+    of them when empty; the ones that exist when named)."""
     sweep = params["sweep"]
-    chosen = [key for key in sweep["values"] if key in keys or not keys]
-    runs = [
-        f"{results}/sweeps/{sweep['model']}/{key}/{index}/run.json"
-        for key in chosen
+    return [
+        f"{results}/sweeps/{sweep['model']}/{key}/{seed}/{index}/run.json"
+        for key in sweep["values"]
+        if key in keys or not keys
+        for seed in sweep["seeds"]
         for index in range(len(sweep["values"][key]))
     ]
-    return [f"{results}/models/{sweep['model']}/run.json", *runs] if runs else []
+
+
+def ladder_studies(params: Mapping[str, Any]) -> list[str]:
+    """The studies overfit_gap draws as ladders: ``data_fraction`` (training tokens) and any
+    study whose points give its own architecture key a number (model size, e.g. d_model)."""
+    values = params["sweep"]["values"]
+
+    def numeric_architecture_key(key: str) -> bool:
+        numbers = [point_changes(key, p).get(key) for p in values[key]]
+        return key not in TRAINING_KEYS and all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in numbers
+        )
+
+    return [k for k in values if k == DATA_FRACTION or numeric_architecture_key(k)]
 
 
 def interpreted(params: Mapping[str, Any], results: str, record: str) -> list[str]:
@@ -110,27 +129,61 @@ def _curves(paths: list[Path]) -> dict[str, Any]:
     return {path.parent.name: pd.read_csv(path, sep="\t") for path in paths}
 
 
-def _study(paths: list[Path]) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-    """The study's base metrics (the one without a ``sweep`` entry) and its runs' metrics;
-    None and [] without a study."""
-    metrics = [read_json(path) for path in paths]
-    bases = [m for m in metrics if "sweep" not in m]
-    runs = [m for m in metrics if "sweep" in m]
-    if metrics and len(bases) != 1:
-        raise UserError(f"the study needs exactly one base model's run.json, got {len(bases)}")
-    return (bases[0] if bases else None), runs
+def _runs(paths: list[Path]) -> list[dict[str, Any]]:
+    return [read_json(path) for path in paths]
+
+
+def _by_point(paths: list[Path]) -> dict[str, list[tuple[Path, dict[str, Any]]]]:
+    """The study's runs (path, run.json) by point label, in the order of the points."""
+    runs = sorted(
+        ((path, read_json(path)) for path in paths),
+        key=lambda item: (item[1]["sweep"]["index"], item[1]["sweep"]["seed"]),
+    )
+    grouped: dict[str, list[tuple[Path, dict[str, Any]]]] = {}
+    for path, run in runs:
+        grouped.setdefault(run["sweep"]["label"], []).append((path, run))
+    return grouped
+
+
+def _seed_curves(paths: list[Path], study: str) -> dict[str, list[pd.DataFrame]]:
+    """Each point's eval curves (curve.tsv beside its run.json), one per seed, by label."""
+    if not paths:
+        raise UserError(f"this figure needs sweep.values.{study} in params.yaml")
+    return {
+        label: [pd.read_csv(path.with_name("curve.tsv"), sep="\t") for path, _ in runs]
+        for label, runs in _by_point(paths).items()
+    }
 
 
 def _overfit_gap(files: Files, out: Path, dpi: int) -> list[Any]:
-    base, runs = _study(files["runs"])
-    return overfit_gap.draw(_curves(files["curves"]), out, dpi=dpi, base=base, runs=runs)
+    copy_rates = {
+        summary["model"]: [[{"p": row["p"], **row["copy_rate"]} for row in summary["by_p"]]]
+        for summary in map(read_json, files["samples"])
+    }
+    return overfit_gap.draw(
+        _curves(files["curves"]), out, dpi=dpi, runs=_runs(files["runs"]), copy_rates=copy_rates
+    )
 
 
 def _hyperparams(files: Files, out: Path, dpi: int) -> list[Any]:
-    base, runs = _study(files["runs"])
-    if base is None or not runs:
+    if not files["runs"]:
         raise UserError("hyperparams needs the study's runs: sweep.values in params.yaml")
-    return hyperparams.draw(base, runs, out, dpi=dpi)
+    return hyperparams.draw(_runs(files["runs"]), out, dpi=dpi)
+
+
+def _norm_warmup(files: Files, out: Path, dpi: int) -> list[Any]:
+    return norm_warmup.draw(_seed_curves(files["runs"], "norm_warmup"), out, dpi=dpi)
+
+
+def _length_generalization(files: Files, out: Path, dpi: int) -> list[Any]:
+    grouped = _by_point(files["runs"])
+    if not grouped:
+        raise UserError("length_generalization needs sweep.values.position in params.yaml")
+    records = {
+        label: [run["loss_by_position"] for _, run in runs] for label, runs in grouped.items()
+    }
+    block_size = next(iter(grouped.values()))[0][1]["loss_by_position"]["trained_length"]
+    return length_generalization.draw(records, block_size, out, dpi=dpi)
 
 
 def _loss_curves(files: Files, out: Path, dpi: int) -> list[Any]:
@@ -143,16 +196,14 @@ def _attention_scaling(files: Files, out: Path, dpi: int) -> list[Any]:
 
 
 def _attention_quality(files: Files, out: Path, dpi: int) -> list[Any]:
-    """The base model (its own attention) and the study's runs that swap the attention."""
-    curves, parameters = {}, {}
-    for path in files["runs"]:
-        metrics = read_json(path)
-        kind = metrics["architecture"].get("attention", "softmax")
-        curves[kind] = pd.read_csv(path.with_name("curve.tsv"), sep="\t")
-        parameters[kind] = metrics["final"]["parameters"]
-    if len(curves) < 2:
-        raise UserError("attention_quality needs sweep.values.attention in params.yaml")
-    return attention_quality.draw(curves, parameters, out, dpi=dpi)
+    """The attention study's curves (seeds) and parameter counts, by attention kind."""
+    parameters = {
+        label: runs[0][1]["final"]["parameters"]
+        for label, runs in _by_point(files["runs"]).items()
+    }
+    return attention_quality.draw(
+        _seed_curves(files["runs"], "attention"), parameters, out, dpi=dpi
+    )
 
 
 def _diversity_vs_p(files: Files, out: Path, dpi: int) -> list[Any]:
@@ -180,7 +231,11 @@ def _with_study(params: Mapping[str, Any]) -> bool:
 FIGURES: dict[str, Figure] = {
     "overfit_gap": Figure(
         _overfit_gap,
-        lambda p, r, s: {"curves": model_files(p, r, "curve.tsv"), "runs": study_runs(p, r)},
+        lambda p, r, s: {
+            "curves": model_files(p, r, "curve.tsv"),
+            "runs": study_runs(p, r, ladder_studies(p)) if ladder_studies(p) else [],
+            "samples": [f"{r}/samples/{m}.json" for m in sorted(p["models"])],
+        },
     ),
     "loss_curves": Figure(
         _loss_curves, lambda p, r, s: {"curves": model_files(p, r, "curve.tsv"), "split": [s]}
@@ -199,6 +254,16 @@ FIGURES: dict[str, Figure] = {
         _attention_quality,
         lambda p, r, s: {"runs": study_runs(p, r, ["attention"])},
         wanted=lambda p: "attention" in p["sweep"]["values"],
+    ),
+    "length_generalization": Figure(
+        _length_generalization,
+        lambda p, r, s: {"runs": study_runs(p, r, ["position"])},
+        wanted=lambda p: "position" in p["sweep"]["values"],
+    ),
+    "norm_warmup": Figure(
+        _norm_warmup,
+        lambda p, r, s: {"runs": study_runs(p, r, ["norm_warmup"])},
+        wanted=lambda p: "norm_warmup" in p["sweep"]["values"],
     ),
     "attention_maps": Figure(
         lambda files, out, dpi: attention_maps.draw(read_json(files["records"][0]), out, dpi=dpi),

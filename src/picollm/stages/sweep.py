@@ -1,11 +1,11 @@
-"""``picollm sweep``: the runs of one key of the hyperparameter study in ``sweep`` of params.yaml.
+"""``picollm sweep``: one seed of the runs of one study in ``sweep`` of params.yaml.
 
-The study varies one key at a time around a base model (``sweep.model``): a key of that model's
-entry (``d_model``, ``kgram_k``, ...), a training key (``learning_rate``, ``batch_size``, ...;
-the two sets of names do not overlap), or ``data_fraction``, the share of the training documents
-used (a training-set size ladder). One job trains every value of one key in turn, into
-``<out>/<index>/`` (the value's index in ``sweep.values.<key>``), so no value ever travels
-through a shell command and the Snakemake and DVC graphs have one step per key.
+The study ``sweep.values.<key>`` lists points; each changes sweep.model's entry (after
+``sweep.common``): a plain value sets ``<key>`` (``d_model``, ``position``, a training key such
+as ``learning_rate`` or ``data_fraction``), a mapping sets several keys at once. One job trains
+every point of one key at one seed of ``sweep.seeds``, into ``<out>/<index>/`` (the point's
+index), so no value ever travels through a shell command and the Snakemake and DVC graphs both
+have one step per (key, seed), which a cluster runs in parallel.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 from picollm.config import model_config, training_config
 from picollm.errors import ConfigError
 from picollm.stages import train as train_stage
-from picollm.training.runs import sweep_variant
+from picollm.training.runs import point_label, sweep_variant
 
 RUN_FILES = {
     "weights": "weights.safetensors",
@@ -31,10 +31,11 @@ RUN_FILES = {
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="sweep.model, the study's base model")
-    parser.add_argument("--key", required=True, help="the swept key (under sweep.values)")
+    parser.add_argument("--key", required=True, help="the study (a key of sweep.values)")
+    parser.add_argument("--seed", type=int, required=True, help="the training seed (one of sweep.seeds)")
     parser.add_argument("--split", type=Path, required=True, help="split.json of the split stage")
     parser.add_argument(
-        "--out", type=Path, required=True, help="the key's folder: one <index>/ per value"
+        "--out", type=Path, required=True, help="the folder of this key and seed: one <index>/ per point"
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -44,17 +45,25 @@ def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
         raise ConfigError(f"--model {args.model!r} is not sweep.model {params['sweep']['model']!r}")
     if args.key not in params["sweep"]["values"]:
         raise ConfigError(f"--key {args.key!r} is not a key of sweep.values")
-    for index, value in enumerate(params["sweep"]["values"][args.key]):
-        variant = sweep_variant(params, args.key, index)
+    for index, point in enumerate(params["sweep"]["values"][args.key]):
+        variant = sweep_variant(params, args.key, index, args.seed)
         folder = args.out / str(index)
         files = {option: folder / name for option, name in RUN_FILES.items()}
         train_stage.train_model(
             argparse.Namespace(**vars(args), **files),
             params,
-            f"{args.model}-{args.key}-{index}",
+            f"{args.model}-{args.key}-{index}-seed{args.seed}",
             model_config(variant.params, args.model),
             training_config(variant.params, args.model),
-            variant.data_fraction,
-            extra={"sweep": {"model": args.model, "key": args.key, "value": value}},
+            extra={
+                "sweep": {
+                    "model": args.model,
+                    "key": args.key,
+                    "index": index,
+                    "point": point,
+                    "label": point_label(args.key, params["sweep"]["values"][args.key], index),
+                    "seed": args.seed,
+                }
+            },
             stage="sweep",
         )

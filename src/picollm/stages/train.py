@@ -28,10 +28,11 @@ import pandas as pd
 import torch
 
 from picollm.config import model_config, training_config
-from picollm.data.loader import BatchStream, TokenStore, eval_batches
+from picollm.data.loader import BatchStream, TokenStore, eval_batches, matched_eval_sets
 from picollm.errors import ConfigError
 from picollm.files import atomic_path, read_json, sha256_file, write_json
 from picollm.integrity import verify_files
+from picollm.length_generalization import loss_by_position
 from picollm.models import build
 from picollm.pipeline import lineage
 from picollm.pipeline.workflow import PACKAGE_DIR, code_files
@@ -41,6 +42,8 @@ from picollm.training.distributed import process_group, torchrun_ranks
 from picollm.vocab import VOCAB_FILE, Vocabulary
 
 CHECKPOINT_ROOT = Path(".picollm/checkpoints")
+EXTRAPOLATION = 4
+"""A Transformer's test loss by position is measured on windows this many times its block size."""
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -81,13 +84,15 @@ def train_model(
     name: str,
     model_entry: dict[str, Any],
     training: dict[str, Any],
-    data_fraction: float = 1.0,
     extra: dict[str, Any] | None = None,
     stage: str = "train",
 ) -> None:
     """Train the model ``model_entry`` with the ``training`` settings on the split's train
     documents (the first ``data_fraction`` of each source's), and write the stage's outputs.
-    The number of steps does not depend on ``data_fraction`` (``training.config.run_length``)."""
+    The number of steps does not depend on ``data_fraction`` (``training.config.run_length``).
+    Final losses are measured on the whole test split and as many train windows, with their
+    standard errors; a Transformer's test loss by position is measured up to
+    ``EXTRAPOLATION`` times its block size (``length_generalization``)."""
 
     data = params["data"]
     split_dir = args.split.parent
@@ -105,7 +110,7 @@ def train_model(
 
     stores = {split: TokenStore.open(split_dir, split) for split in ("train", "test")}
     split_tokens = int(stores["train"].doc_lengths.sum())  # the whole train split's
-    stores["train"] = stores["train"].first_fraction(data_fraction)
+    stores["train"] = stores["train"].first_fraction(config.data_fraction)
     block_size = arch["block_size"]
     stream = BatchStream(
         stores["train"],
@@ -127,11 +132,11 @@ def train_model(
         )
         for split, store in stores.items()
     }
+    final_sets = matched_eval_sets(stores, block_size, config.batch_size, config.seed, eval_mode)
     identity = {  # what else defines the run: a checkpoint of another identity is not resumed
         "model": arch,
         "loader": data["loader"],
         "data": data_hashes,  # as hashed now, not as recorded
-        "data_fraction": data_fraction,
         "tinystories_weight": data["tinystories_weight"],
         "code": _code_sha256(stage),
     }
@@ -160,6 +165,7 @@ def train_model(
             steps_per_epoch=steps_per_epoch,
             identity=identity,
             progress=not args.no_progress,
+            final_eval_sets=final_sets,
         )
     if not ranks.is_main:
         return  # rank 0 writes the outputs
@@ -180,7 +186,7 @@ def train_model(
             "model": name,
             "architecture": arch,
             "training": config.to_dict(),
-            "data_fraction": data_fraction,
+            "data_fraction": config.data_fraction,
             "train_tokens": train_tokens,
             "vocab": split_summary["vocab"],
             "unknown_token_share": {
@@ -189,6 +195,7 @@ def train_model(
             "final": final,
             "metrics": result.metrics,
             "resumed_from_step": result.resumed_from_step,
+            **_loss_by_position(model, arch, stores["test"], config.batch_size),
             "sha256": {  # checked by its readers
                 path.name: sha256_file(path) for path in (args.weights, run_vocab)
             },
@@ -236,15 +243,34 @@ def _fingerprint(*parts: Any) -> str:
 
 
 def _final(metrics: dict[str, Any]) -> dict[str, Any]:
-    """The headline numbers: final train/test loss and their gap, speed and size."""
-    train_loss, test_loss = metrics["final_train_loss"], metrics["final_test_loss"]
+    """The headline numbers: final train/test loss (on the whole test split and as many train
+    windows), their gap with standard errors, the best test loss on the curve, speed and size."""
     return {
-        "train_loss": train_loss,
-        "test_loss": test_loss,
-        "gap": test_loss - train_loss,
+        "train_loss": metrics["final_train_loss"],
+        "test_loss": metrics["final_test_loss"],
+        "gap": metrics["generalization_gap"],
+        "train_loss_stderr": metrics["final_train_loss_stderr"],
+        "test_loss_stderr": metrics["final_test_loss_stderr"],
+        "gap_stderr": metrics["generalization_gap_stderr"],
+        "best_test_loss": metrics["best_test_loss"],
         "tokens_per_s": metrics["tokens_per_s"],
         "parameters": metrics["num_parameters"],
     }
+
+
+def _loss_by_position(
+    model: Any, arch: dict[str, Any], test: TokenStore, batch_size: int
+) -> dict[str, Any]:
+    """``{"loss_by_position": ...}`` of a Transformer on test windows of ``EXTRAPOLATION`` times
+    its block size (``PositionLosses.to_dict``, with the lengths), else nothing."""
+    if arch["type"] != "transformer":
+        return {}
+    length = EXTRAPOLATION * arch["block_size"]
+    tokens = np.asarray(test.tokens[np.arange(test.n_tokens)])  # model ids
+    device = next(model.parameters()).device
+    measured = loss_by_position(model, tokens, length, batch_size=batch_size, device=device)
+    record = {"trained_length": arch["block_size"], **measured.to_dict()}
+    return {"loss_by_position": record}
 
 
 def _write_tables(history: Any, curve: Path, steps: Path) -> None:

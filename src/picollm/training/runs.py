@@ -9,65 +9,94 @@ and the Snakefile, instead of the one job that trains it after everything else h
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from picollm.config import DATA_FRACTION, model_config, schema_problems, training_config
+from picollm.config import model_config, schema_problems, training_config
 from picollm.errors import ConfigError
 from picollm.training.config import TRAINING_KEYS, TrainConfig
 
 
 @dataclass(frozen=True)
 class TrainingRun:
-    """One training run the params define: a model, or one variant of the sweep."""
+    """One training run the params define: a model, or one seed of one point of the sweep."""
 
     label: str  # where in params.yaml it comes from: "models.lstm", "sweep.values.d_model[1]"
     name: str  # the model's name under models
-    params: Mapping[str, Any]  # the params with the variant's value in place
-    data_fraction: float = 1.0  # share of the training documents it reads
+    params: Mapping[str, Any]  # the params with the point's changes in place
 
     @property
     def is_sweep_variant(self) -> bool:
         return self.label.startswith("sweep.")
 
 
-def sweep_variant(params: Mapping[str, Any], key: str, index: int) -> TrainingRun:
-    """The run of ``sweep.values.<key>[index]``: sweep.model with that one value changed.
+def point_changes(key: str, point: Any) -> dict[str, Any]:
+    """The keys a sweep point sets: ``{key: point}`` for a plain value, else the mapping."""
+    return dict(point) if isinstance(point, Mapping) else {key: point}
 
-    A training key (``learning_rate``, ...) lands in the model's own ``training`` overrides,
-    ``data_fraction`` in the run's share of documents, any other key in the model's entry.
-    """
-    name = params["sweep"]["model"]
-    values = params["sweep"]["values"].get(key)
-    if values is None:
-        raise ConfigError(
-            f"sweep.values has no key {key!r}; have {sorted(params['sweep']['values'])}"
-        )
-    if not 0 <= index < len(values):
-        raise ConfigError(f"sweep.values.{key} has no value number {index}")
-    value = values[index]
-    label = f"sweep.values.{key}[{index}]"
-    if key == DATA_FRACTION:
-        return TrainingRun(label, name, params, value)
+
+def point_label(key: str, points: Sequence[Any], index: int) -> str:
+    """A short name of point ``index`` of study ``key``: the values it gives the keys that
+    differ between the study's points (the study's own key by its value alone, others as
+    ``k=v``), e.g. ``"post, warmup_steps=0"``."""
+    changes = [point_changes(key, p) for p in points]
+    varying = [k for k in dict.fromkeys(k for c in changes for k in c) if _differs(changes, k)]
+    mine = changes[index]
+    parts = [str(mine[k]) if k == key else f"{k}={mine.get(k)}" for k in varying]
+    return ", ".join(parts) or str(points[index])
+
+
+def _differs(changes: Sequence[Mapping[str, Any]], key: str) -> bool:
+    return len({repr(c.get(key)) for c in changes}) > 1
+
+
+def swept_values(sweep: Mapping[str, Any], key: str) -> list[Any]:
+    """Every value the sweep gives ``key``, in its common changes or in any point."""
+    found = [sweep["common"][key]] if key in sweep.get("common", {}) else []
+    for study, points in sweep["values"].items():
+        found += [point_changes(study, p)[key] for p in points if key in point_changes(study, p)]
+    return found
+
+
+def sweep_variant(
+    params: Mapping[str, Any], key: str, index: int, seed: int | None = None
+) -> TrainingRun:
+    """The run of point ``sweep.values.<key>[index]`` with training seed ``seed`` (default: the
+    model's own): sweep.model with ``sweep.common`` and then the point's changes applied. A
+    training key (``learning_rate``, ``data_fraction``, ...) lands in the model's own
+    ``training`` overrides, any other key in the model's entry."""
+    sweep = params["sweep"]
+    name = sweep["model"]
+    points = sweep["values"].get(key)
+    if points is None:
+        raise ConfigError(f"sweep.values has no key {key!r}; have {sorted(sweep['values'])}")
+    if not 0 <= index < len(points):
+        raise ConfigError(f"sweep.values.{key} has no point number {index}")
     variant = copy.deepcopy(dict(params))
     entry = variant["models"][name]
-    if key in TRAINING_KEYS:
-        entry["training"] = {**entry.get("training", {}), key: value}
-    else:
-        entry[key] = value
-    return TrainingRun(label, name, variant)
+    changes = {**sweep.get("common", {}), **point_changes(key, points[index])}
+    if seed is not None:
+        changes["seed"] = seed
+    for changed, value in changes.items():
+        if changed in TRAINING_KEYS:
+            entry["training"] = {**entry.get("training", {}), changed: value}
+        else:
+            entry[changed] = value
+    return TrainingRun(f"sweep.values.{key}[{index}]", name, variant)
 
 
 def training_runs(params: Mapping[str, Any]) -> Iterator[TrainingRun]:
-    """Every training run of validated params: each model, then each sweep variant."""
+    """Every training run of validated params: each model, then each sweep point (at its first
+    seed: seeds change no setting a check could reject)."""
     for name in params["models"]:
         yield TrainingRun(f"models.{name}", name, params)
-    if params["sweep"]["model"] in params["models"]:
-        for key, values in params["sweep"]["values"].items():
-            for index in range(len(values)):
-                yield sweep_variant(params, key, index)
+    sweep = params["sweep"]
+    if sweep["model"] in params["models"]:
+        for key, points in sweep["values"].items():
+            for index in range(len(points)):
+                yield sweep_variant(params, key, index, sweep["seeds"][0])
 
 
 def check_training_runs(params: Mapping[str, Any], vocab_size: int | None = None) -> None:
@@ -107,9 +136,9 @@ def check_run_lengths(params: Mapping[str, Any], split_summary: Path) -> None:
     run takes depends on the train tokens, which only an existing split knows. Runs that
     ``check_training_runs`` rejects are skipped."""
     from picollm.data.loader import TokenStore
-    from picollm.training.config import batches_per_epoch
+    from picollm.training.config import run_length
 
-    store = TokenStore.open(split_summary.parent, "train")
+    tokens = TokenStore.open(split_summary.parent, "train").n_tokens  # steps count on all of it
     problems = []
     for run in training_runs(params):
         try:
@@ -117,10 +146,9 @@ def check_run_lengths(params: Mapping[str, Any], split_summary: Path) -> None:
             block_size = model_config(run.params, run.name)["block_size"]
         except (TypeError, ValueError):
             continue
-        tokens = int(store.first_fraction(run.data_fraction).doc_lengths.sum())
         if tokens < 1:
             continue
-        steps = config.total_steps(batches_per_epoch(tokens, config.batch_size, block_size))
+        _, steps = run_length(config, tokens, block_size)
         if config.warmup_steps >= steps:
             problems.append(
                 f"{run.label}: warmup_steps ({config.warmup_steps}) must be below the {steps} "
