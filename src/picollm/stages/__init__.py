@@ -107,7 +107,8 @@ STAGES: dict[str, Stage] = {
             "figure",
             "figure",
             "draw a figure from result files (with a JSON lineage sidecar)",
-            ("figures", "models", "sweep.model", "sweep.seeds", "sweep.values", "interpretability.model"),
+            ("figures", "models", "sweep.model", "sweep.seeds", "sweep.values",
+             "interpretability.model"),  # fmt: skip
         ),
         Stage(
             "metrics",

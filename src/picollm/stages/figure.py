@@ -172,7 +172,19 @@ def _hyperparams(files: Files, out: Path, dpi: int) -> list[Any]:
 
 
 def _norm_warmup(files: Files, out: Path, dpi: int) -> list[Any]:
-    return norm_warmup.draw(_seed_curves(files["runs"], "norm_warmup"), out, dpi=dpi)
+    """The study's curves, and each norm placement's gradient norms at initialisation (one
+    per seed: points that differ only in warm-up start from the same weights)."""
+    init_norms: dict[str, dict[int, list[float]]] = {}
+    for run in _runs(files["runs"]):
+        norm = run["architecture"].get("norm", "pre")
+        seeds = init_norms.setdefault(norm, {})
+        seeds.setdefault(run["sweep"]["seed"], run["init_gradient_norms"]["mlp_out"])
+    return norm_warmup.draw(
+        _seed_curves(files["runs"], "norm_warmup"),
+        out,
+        dpi=dpi,
+        init_norms={norm: list(seeds.values()) for norm, seeds in init_norms.items()},
+    )
 
 
 def _length_generalization(files: Files, out: Path, dpi: int) -> list[Any]:
@@ -198,8 +210,7 @@ def _attention_scaling(files: Files, out: Path, dpi: int) -> list[Any]:
 def _attention_quality(files: Files, out: Path, dpi: int) -> list[Any]:
     """The attention study's curves (seeds) and parameter counts, by attention kind."""
     parameters = {
-        label: runs[0][1]["final"]["parameters"]
-        for label, runs in _by_point(files["runs"]).items()
+        label: runs[0][1]["final"]["parameters"] for label, runs in _by_point(files["runs"]).items()
     }
     return attention_quality.draw(
         _seed_curves(files["runs"], "attention"), parameters, out, dpi=dpi

@@ -32,10 +32,15 @@ RUN_FILES = {
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="sweep.model, the study's base model")
     parser.add_argument("--key", required=True, help="the study (a key of sweep.values)")
-    parser.add_argument("--seed", type=int, required=True, help="the training seed (one of sweep.seeds)")
+    parser.add_argument(
+        "--seed", type=int, required=True, help="the training seed (one of sweep.seeds)"
+    )
     parser.add_argument("--split", type=Path, required=True, help="split.json of the split stage")
     parser.add_argument(
-        "--out", type=Path, required=True, help="the folder of this key and seed: one <index>/ per point"
+        "--out",
+        type=Path,
+        required=True,
+        help="the folder of this key and seed: one <index>/ per point",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
