@@ -100,6 +100,7 @@ def run_record(key, value, parameters, tokens, gap, seed=0, index=None):
             "tokens_per_s": 1000.0,
         },
         "sweep": {
+            "model": "t",
             "key": key,
             "index": index if index is not None else value,
             "point": value,
@@ -301,4 +302,7 @@ def test_norm_warmup_draws_four_variants_and_init_gradients(tmp_path):
     verdicts = norm_warmup.final_verdicts(
         [drawn["pre, warm-up_test"], drawn["post, no warm-up_test"]]
     )
-    assert verdicts == ["final losses beyond their bands: pre, warm-up vs post, no warm-up"]
+    assert verdicts == [
+        "final losses apart beyond their bands:",
+        "pre, warm-up vs post, no warm-up",
+    ]
