@@ -28,6 +28,7 @@ def draw(
     dpi: int = 120,
     runs: Sequence[Mapping[str, Any]] = (),
     copy_rates: Mapping[str, Sequence[Sequence[Mapping[str, Any]]]] | None = None,
+    data: str = "",
 ) -> list[Series]:
     """One panel per model: eval train and test loss against step, the gap between them shaded,
     the early-stopping point (the step of lowest test loss) marked.
@@ -40,6 +41,7 @@ def draw(
     ``copy_rates[model]`` holds per seed the rows ``{"p", "train", "test"}`` of
     ``memorisation.copy_rates`` for each nucleus mass p (``"greedy"`` drawn at 0): a last panel
     plots them, series ``<model>_copy_train`` and ``<model>_copy_test`` (the control).
+    ``data`` names what the models read (corpus and vocabulary), for the title.
     Returns the series drawn: ``<model>_train``, ``<model>_test``, the ladders, the copy rates.
     """
     if not curves:
@@ -62,7 +64,11 @@ def draw(
         if copy_rates:
             start, stop = spans[-1]
             drawn_series += _copy_panel(fig.add_subplot(grid[rows - 1, start:stop]), copy_rates)
-    fig.suptitle("Train vs test loss on fixed evaluation batches; shaded: the gap", fontsize=11)
+    fig.suptitle(
+        "Train vs test loss on fixed evaluation batches; shaded: the gap"
+        + (f"\n{data}" if data else ""),
+        fontsize=11,
+    )
     fig.tight_layout()
     save(fig, target, dpi)
     return drawn_series
@@ -103,17 +109,8 @@ def _curve_panel(ax: plt.Axes, name: str, tables: list[pd.DataFrame]) -> list[Se
         best, color="grey", linestyle="--", linewidth=0.8, label=f"lowest test (step {best})"
     )
     gap = test.y[-1] - train.y[-1]
-    ax.annotate(
-        f"final gap {gap:+.3f}",
-        xy=(step.iloc[-1], test.y[-1]),
-        xytext=(-8, 12),
-        textcoords="offset points",
-        ha="right",
-        fontsize=9,
-        bbox={"boxstyle": "round", "fc": "white", "alpha": 0.8},
-    )
     seeds = f" ({len(tables)} seeds, 95 % band)" if len(tables) > 1 else ""
-    ax.set_title(f"{name}{seeds}")
+    ax.set_title(f"{name}{seeds}: final gap {gap:+.2f}")
     ax.set_xlabel("optimizer step")
     ax.set_ylabel(LOSS)
     ax.grid(alpha=0.3)
@@ -174,6 +171,7 @@ def _ladder_panel(ax: plt.Axes, ladder: Series, texts: list[str]) -> None:
         ax.annotate(text, (x, gap), textcoords="offset points", xytext=(4, 4), fontsize=7)
     ax.axhline(0, color="grey", linewidth=0.8)
     ax.set_xscale("log")
+    ax.margins(x=0.15)  # room for the point labels
     ax.xaxis.set_minor_locator(LogLocator(subs=(2, 5)))  # 1, 2, 5 per decade: labels never collide
     for formatter in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):
         formatter(EngFormatter(places=0))  # 200k, 5M
@@ -204,7 +202,10 @@ def _copy_panel(
             drawn_series.append(rate)
     ax.set_xlabel("nucleus mass p (0 = greedy)")
     ax.set_ylabel("copy rate (n-grams found verbatim)")
-    ax.set_title("Memorisation: samples' n-grams in train (solid) vs test (dotted)", fontsize=9)
+    ax.set_title(
+        "Copying: samples' n-grams found in the training text (solid)\nand in the test split (dotted, the control)",
+        fontsize=9,
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     return drawn_series

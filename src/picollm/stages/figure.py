@@ -129,6 +129,20 @@ def _curves(paths: list[Path]) -> dict[str, Any]:
     return {path.parent.name: pd.read_csv(path, sep="\t") for path in paths}
 
 
+def data_note(split_path: Path) -> str:
+    """What the models read, from split.json and the corpus.json it names: each source (for
+    TinyStories, where it came from: the Hub, a local path or the shipped excerpt) and the
+    vocabulary, e.g. ``"TinyStories (excerpt), vocabulary compact-4096"``."""
+    split = read_json(split_path)
+    corpus = read_json(Path(split["corpus"]).with_suffix(".json"))
+    origin = corpus.get("tinystories_source")
+    sources = [
+        f"TinyStories ({origin})" if source == "tinystories" and origin else source
+        for source in split["sources"]
+    ]
+    return f"{' + '.join(sources)}, vocabulary {split['vocab']['name']}"
+
+
 def _runs(paths: list[Path]) -> list[dict[str, Any]]:
     return [read_json(path) for path in paths]
 
@@ -161,7 +175,12 @@ def _overfit_gap(files: Files, out: Path, dpi: int) -> list[Any]:
         for summary in map(read_json, files["samples"])
     }
     return overfit_gap.draw(
-        _curves(files["curves"]), out, dpi=dpi, runs=_runs(files["runs"]), copy_rates=copy_rates
+        _curves(files["curves"]),
+        out,
+        dpi=dpi,
+        runs=_runs(files["runs"]),
+        copy_rates=copy_rates,
+        data=data_note(files["split"][0]),
     )
 
 
@@ -200,7 +219,9 @@ def _length_generalization(files: Files, out: Path, dpi: int) -> list[Any]:
 
 def _loss_curves(files: Files, out: Path, dpi: int) -> list[Any]:
     floor = read_json(files["split"][0])["splits"]["test"]["entropy_floor_nats_per_token"]
-    return loss_curves.draw(_curves(files["curves"]), floor, out, dpi=dpi)
+    return loss_curves.draw(
+        _curves(files["curves"]), floor, out, dpi=dpi, data=data_note(files["split"][0])
+    )
 
 
 def _attention_scaling(files: Files, out: Path, dpi: int) -> list[Any]:
@@ -246,6 +267,7 @@ FIGURES: dict[str, Figure] = {
             "curves": model_files(p, r, "curve.tsv"),
             "runs": study_runs(p, r, ladder_studies(p)) if ladder_studies(p) else [],
             "samples": [f"{r}/samples/{m}.json" for m in sorted(p["models"])],
+            "split": [s],
         },
     ),
     "loss_curves": Figure(
