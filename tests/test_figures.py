@@ -226,6 +226,11 @@ def test_figure_stage_writes_the_series_into_the_sidecar(tmp_path):
     curve().to_csv(results / "models" / "lstm" / "curve.tsv", sep="\t", index=False)
     rows = [{"p": p, "copy_rate": {"train": 0.5, "test": 0.1, "n": 8}} for p in ("greedy", 0.9)]
     (results / "samples" / "lstm.json").write_text(json.dumps({"model": "lstm", "by_p": rows}))
+    corpus = {"tinystories_source": "excerpt"}
+    (tmp_path / "corpus.json").write_text(json.dumps(corpus))
+    split = {"corpus": str(tmp_path / "corpus.parquet"), "sources": ["tinystories"]}
+    split["vocab"] = {"name": "compact-64"}
+    (tmp_path / "split.json").write_text(json.dumps(split))
     args = argparse.Namespace(
         kind="overfit_gap", results=results, split=tmp_path / "split.json",
         out=tmp_path / "f.png", lineage=tmp_path / "f.json",
@@ -243,6 +248,9 @@ def test_figure_stage_writes_the_series_into_the_sidecar(tmp_path):
     assert sidecar["data"][1]["y"] == [5.1, 4.0, 3.5, 3.8]
     assert sidecar["data"][2]["x"] == [0.0, 0.9] and sidecar["data"][2]["y"] == [0.5, 0.5]
     assert list(sidecar["data"][0]) == KEYS
+    assert figure.data_note(tmp_path / "split.json") == (
+        "TinyStories (excerpt), vocabulary compact-64"
+    )
     assert sidecar["separations"] == []
 
 
