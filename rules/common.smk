@@ -34,6 +34,8 @@ except ConfigError as err:
 RESULTS = results_root(PARAMS_FILE)  # results/ for params.yaml, results/<stem>/ for another
 PROCESSED = "data/processed" if RESULTS == "results" else f"data/processed/{Path(RESULTS).name}"
 SPLIT = split_outputs(f"{PROCESSED}/split")
+TRAIN_DATA = {key: path for key, path in SPLIT.items() if not key.endswith("_parquet")}
+"""What training reads of the split: split.json (holding the sha256 of every file), vocabulary, token arrays."""
 MODELS = sorted(PARAMS["models"])
 SWEEP = PARAMS["sweep"]
 INTERPRETED = PARAMS["interpretability"]["model"]  # the model the study reads, or None
@@ -53,7 +55,7 @@ def params_record(stage, job, **wildcards):
     def path(w):
         values = {name: (w[name] if value is None else value) for name, value in wildcards.items()}
         name = job.format(**values)
-        record = f".picollm/params/{Path(RESULTS).name}/{name}.json"
+        record = f".picollm/params/{Path(PARAMS_FILE).stem}/{name}.json"
         return write_params_record(record, stage_params(stage, PARAMS, **values), PARAMS_FILE)
 
     return path

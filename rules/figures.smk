@@ -42,10 +42,11 @@ rule metrics:
         ),
     params:
         file=PARAMS_FILE,
+        results=RESULTS,
     log:
         f"{RESULTS}/logs/metrics.log",
     conda:
         CONDA_ENV
     shell:
-        "picollm metrics --params {params.file:q} --inputs {input.metrics:q}"
+        "picollm metrics --params {params.file:q} --results {params.results:q}"
         " --out {output.summary:q} --table {output.table:q} --log-file {log:q}"

@@ -113,6 +113,7 @@ STAGES: dict[str, Stage] = {
             "metrics",
             "metrics",
             "every model's final train/test loss, gap, tokens/s and parameters: one JSON, one TSV",
+            ("models",),
         ),
     )
 }
