@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 import pytest
 import torch
+from picollm.training.cpu_allocator import HUGE_PAGES_VARIABLE, enable_cpu_huge_pages
 from torch import nn
 
 from picollm.models.base import LanguageModel
 from picollm.models.lstm import LSTMConfig, LSTMLanguageModel
 from picollm.training import CheckpointError, TrainConfig, batches_per_epoch
-from picollm.training.cpu_allocator import HUGE_PAGES_VARIABLE, enable_cpu_huge_pages
 from picollm.training.device import resolve_autocast_dtype, resolve_device
 from picollm.training.loss import IGNORE_INDEX, evaluate_loss, next_token_loss
 from picollm.training.optim import (

@@ -82,17 +82,6 @@ def _add_tools(commands: argparse._SubParsersAction) -> None:
     )
     validate.set_defaults(handler=_validate)
 
-    dvc = commands.add_parser(
-        "dvc-yaml",
-        help="write dvc.yaml from the Snakemake DAG (or --check that it is current)",
-        description="Derive dvc.yaml from the Snakefile so `dvc repro` runs the same commands.",
-    )
-    dvc.add_argument("--snakefile", default="Snakefile", help=SNAKEFILE_HELP)
-    dvc.add_argument("--params", default=DEFAULT_PARAMS, help=PARAMS_HELP)
-    dvc.add_argument("--out", default="dvc.yaml", help="the file to write (default: dvc.yaml)")
-    dvc.add_argument("--check", action="store_true", help="exit 1 if --out is stale")
-    dvc.set_defaults(handler=_dvc_yaml)
-
     trace = commands.add_parser(
         "trace",
         help="print the chain of steps from raw data to an output, checked against its records",
@@ -109,8 +98,8 @@ def _add_tools(commands: argparse._SubParsersAction) -> None:
 
 def _validate(args: argparse.Namespace) -> None:
     from picollm.config import load_params
-    from picollm.training.runs import check_run_lengths, check_training_runs
     from picollm.pipeline.workflow import check_inputs_exist
+    from picollm.training.runs import check_run_lengths, check_training_runs
 
     params = load_params(args.params)
     check_training_runs(params)
@@ -118,12 +107,6 @@ def _validate(args: argparse.Namespace) -> None:
     if args.split.is_file():
         check_run_lengths(params, args.split)
     print(f"{args.params}: ok ({len(params['models'])} model(s): {', '.join(params['models'])})")
-
-
-def _dvc_yaml(args: argparse.Namespace) -> int:
-    from picollm.pipeline.dvc_sync import check_or_write
-
-    return check_or_write(args.snakefile, args.params, args.out, check=args.check)
 
 
 def _trace(args: argparse.Namespace) -> int:

@@ -148,7 +148,7 @@ def _attention_quality(files: Files, out: Path, dpi: int) -> list[Any]:
     for path in files["runs"]:
         metrics = read_json(path)
         kind = metrics["architecture"].get("attention", "softmax")
-        curves[kind] = pd.read_csv(path.with_name("curve.tsv"), sep="\t")
+        curves[kind] = pd.read_csv(path.with_name("curve.tsv"), sep="\t")  # in files["curves"]
         parameters[kind] = metrics["final"]["parameters"]
     if len(curves) < 2:
         raise UserError("attention_quality needs sweep.values.attention in params.yaml")
@@ -197,7 +197,12 @@ FIGURES: dict[str, Figure] = {
     ),
     "attention_quality": Figure(
         _attention_quality,
-        lambda p, r, s: {"runs": study_runs(p, r, ["attention"])},
+        lambda p, r, s: {
+            "runs": study_runs(p, r, ["attention"]),
+            "curves": [
+                run[: -len("run.json")] + "curve.tsv" for run in study_runs(p, r, ["attention"])
+            ],
+        },
         wanted=lambda p: "attention" in p["sweep"]["values"],
     ),
     "attention_maps": Figure(
