@@ -117,7 +117,7 @@ def _trace(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    command = next((arg for arg in argv if not arg.startswith("-")), "")
     args = build_parser(command).parse_args(argv)
     try:
         return args.handler(args) or 0
