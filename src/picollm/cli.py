@@ -33,7 +33,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="<command>")
     for stage in STAGES.values():
         _add_stage(commands, stage, configure=command in (None, stage.name))
-    _add_tools(commands)
+    _add_tools(commands, configure_sample=command in (None, "sample"))
     return parser
 
 
@@ -56,8 +56,7 @@ def _add_stage(commands: argparse._SubParsersAction, stage: Stage, configure: bo
     sub.set_defaults(handler=lambda args: execute(stage, args))
 
 
-def _add_tools(commands: argparse._SubParsersAction) -> None:
-    from picollm import sample_command
+def _add_tools(commands: argparse._SubParsersAction, configure_sample: bool) -> None:
 
     sample = commands.add_parser(
         "sample",
@@ -65,8 +64,11 @@ def _add_tools(commands: argparse._SubParsersAction) -> None:
         description="Continue prompts with a trained model. RUN_DIR is its folder: "
         "results/models/<model> or a sweep run's results/sweeps/<model>/<key>/<index>.",
     )
-    sample_command.configure(sample)
-    sample.set_defaults(handler=sample_command.run)
+    if configure_sample:
+        from picollm import sample_command  # only for `picollm sample`: a stage never loads it
+
+        sample_command.configure(sample)
+        sample.set_defaults(handler=sample_command.run)
 
     validate = commands.add_parser(
         "validate",
