@@ -1,10 +1,9 @@
 """Reading and checking ``params.yaml``, the only configuration of a picollm run.
 
-One JSON Schema (``workflow/schemas/params.schema.yaml``, shipped inside the package as
-``picollm/schema/params.schema.yaml``) describes every key: type, range, default, description.
-Snakemake validates its ``config`` against it and every ``picollm`` stage calls ``load_params``
-before doing any work, so a bad value fails fast with a message naming the key, the value and what
-is allowed.
+One JSON Schema (``picollm/schema/params.schema.yaml``, inside the package; the Snakemake layout's
+``workflow/schemas/params.schema.yaml`` links to it) describes every key: type, range, default,
+description. The Snakefile and every ``picollm`` stage call ``load_params`` before doing any work,
+so a bad value fails fast with a message naming the key, the value and what is allowed.
 """
 
 from __future__ import annotations
