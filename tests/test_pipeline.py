@@ -75,7 +75,7 @@ FULL = complete(
         "data": {**TINY["data"], "tinystories_weight": 0.0},
         "models": {
             "lstm": {"type": "lstm", "embed_size": 8},
-            "transformer": {"type": "transformer", "d_model": 16, "n_heads": 2, "n_blocks": 1},
+            "transformer": {"type": "transformer", "d_model": 16, "n_heads": 2},
         },
         "sweep": {"model": "transformer", "values": {"d_model": [8], "attention": ["linear"]}},
         "interpretability": {
@@ -389,23 +389,9 @@ def test_torchrun_trains_as_the_readme_shows_and_matches_one_process(tmp_path, m
         assert (tensor - weights[1][name]).abs().max() < 1e-4, name
 
 
-def test_the_interpretability_study_draws_attention_maps_and_sae_features(tmp_path):
-    params = copy.deepcopy(TINY)
-    params["models"]["transformer"] = {"type": "transformer", "d_model": 16, "n_heads": 2}
-    params["interpretability"] = {
-        "model": "transformer",
-        "prompt": "0 1 2 3",
-        "tokens": 512,
-        "expansion": 2,
-        "steps": 30,
-        "batch_size": 64,
-        "features_shown": 3,
-        "examples_per_feature": 2,
-    }
-    project = make_project(tmp_path, params)
+def test_the_interpretability_study_draws_attention_maps_and_sae_features(built):
+    project = built
     figures = ["results/figures/attention_maps.png", "results/figures/sae_features.png"]
-    assert {"interpret", "figure"} <= set(planned_rules(project))
-    run(project, "snakemake", *figures)
     for figure in figures:
         assert (project / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     features = json.loads((project / "results/interpret/transformer/features.json").read_text())
