@@ -66,7 +66,7 @@ def figure_output(name):
 
 
 def made_by(path):
-    """The output a rule declares for ``path``: a sweep run's files lie in its key's folder."""
+    """What the pipeline declares as made for ``path``: a sweep run's files lie in its key's folder."""
     match = re.match(rf"({re.escape(RESULTS)}/sweeps/[^/]+/[^/]+)/\d+/", path)
     return match.group(1) if match else path
 
@@ -75,8 +75,3 @@ def figure_inputs(wildcards):
     files = FIGURES[wildcards.name].inputs(PARAMS, RESULTS, SPLIT["summary"])
     return sorted({made_by(path) for paths in files.values() for path in paths})
 
-
-wildcard_constraints:
-    model="|".join(re.escape(model) for model in MODELS),
-    key="|".join(re.escape(key) for key in SWEEP["values"]) or "(?!)",
-    name="|".join(FIGURES),

@@ -16,7 +16,7 @@ rule figure:
         lineage=f"{RESULTS}/figures/{{name}}.json",
     params:
         file=PARAMS_FILE,
-        results=RESULTS,
+        results=lambda wildcards, output: Path(output.png).parent.parent,
         split=SPLIT["summary"],
     log:
         f"{RESULTS}/logs/figures/{{name}}.log",
@@ -42,7 +42,7 @@ rule metrics:
         ),
     params:
         file=PARAMS_FILE,
-        results=RESULTS,
+        results=lambda wildcards, output: Path(output.summary).parent,
     log:
         f"{RESULTS}/logs/metrics.log",
     conda:
