@@ -10,7 +10,7 @@ rule figure:
     output:
         png=report(
             f"{RESULTS}/figures/{{name}}.png",
-            caption="../workflow/report/{name}.rst",
+            caption="../workflow/report/figure.rst",
             category="Figures",
         ),
         lineage=f"{RESULTS}/figures/{{name}}.json",
