@@ -160,3 +160,29 @@ def test_picollm_validate_names_a_missing_input(tmp_path, monkeypatch, capsys):
     assert "data.input_files[0] = 'nowhere.txt': no such file" in capsys.readouterr().err
     (tmp_path / "nowhere.txt").write_text("now here\n")
     assert main(["validate"]) == 0
+
+
+def test_a_params_record_is_rewritten_only_when_it_changes_and_dated_like_the_params(tmp_path):
+    """Snakemake's params trigger: a job's record is newer than its outputs only if its params
+    changed after they were built, by either driver."""
+    from picollm.pipeline.workflow import write_params_record
+
+    params, record = tmp_path / "params.yaml", tmp_path / "records/train@lstm.json"
+    params.write_text("models: {}\n")
+    os.utime(params, (1_000_000, 1_000_000))
+    assert write_params_record(record, {"training": {"lr": 0.1}}, params) == str(record)
+    assert json.loads(record.read_text()) == {"training": {"lr": 0.1}}
+    assert record.stat().st_mtime == 1_000_000
+    os.utime(record, (2_000_000, 2_000_000))  # unchanged params: the file is left alone
+    write_params_record(record, {"training": {"lr": 0.1}}, params)
+    assert record.stat().st_mtime == 2_000_000
+    write_params_record(record, {"training": {"lr": 0.2}}, params)
+    assert record.stat().st_mtime == 1_000_000 and "0.2" in record.read_text()
+    assert [path.name for path in record.parent.iterdir()] == [record.name]
+
+
+def test_each_params_file_has_its_own_results():
+    from picollm.pipeline.workflow import results_root
+
+    assert results_root("params.yaml") == "results"
+    assert results_root("workflow/configs/course-3seqs.yaml") == "results/course-3seqs"
