@@ -1,6 +1,6 @@
 """The ``picollm`` command line: one subcommand per pipeline stage, plus tools.
 
-Every Snakemake rule (and the DVC stage generated from it) calls exactly one subcommand. Each
+Every Snakemake rule (and its DVC stage in dvc.yaml) calls exactly one subcommand. Each
 subcommand validates the whole params file first, so a bad value fails before any work starts.
 """
 
