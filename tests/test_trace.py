@@ -363,7 +363,7 @@ def test_trace_of_a_dvc_built_figure_agrees_until_a_raw_input_changes(tmp_path):
         "tokenize",
         "split",
         "train (model=lstm)",
-        "sweep@d_model",
+        "sweep (key=d_model)",
         "figure (name=overfit_gap)",
     ):
         assert f"] {rule}" in result.stdout
