@@ -8,6 +8,8 @@ two CI cores with each other.
 from __future__ import annotations
 
 import copy
+import csv
+import io
 import json
 import os
 import shutil
@@ -257,12 +259,12 @@ def test_dvc_repro_experiments_and_snakemake_agree(tmp_path):
     assert planned_rules(project) == []
     changed = run(project, "dvc", "exp", "show", "--only-changed", "--csv").stdout.splitlines()
     assert len(changed[0].split(",")) <= 30 and "figures.dpi" in changed[0], changed[0]
-    header, *rows = run(project, "dvc", "exp", "show", "--csv").stdout.splitlines()
-    columns = header.split(",")
+    shown = run(project, "dvc", "exp", "show", "--csv").stdout
+    columns, *rows = csv.reader(io.StringIO(shown))
     metrics = [f"{model}.{key}" for model in FULL["models"] for key in ("train_loss", "test_loss")]
     assert set(metrics) <= set(columns), columns
     for row in rows:  # the workspace, main and the experiments: every metric has a value
-        cells = dict(zip(columns, row.split(","), strict=True))
+        cells = dict(zip(columns, row, strict=True))
         assert all(cells[metric] not in ("", "!") for metric in metrics), row
     diff = run(project, "dvc", "metrics", "diff", "main", "--json")
     assert "failed to load" not in diff.stdout + diff.stderr
