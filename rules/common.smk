@@ -34,8 +34,8 @@ except ConfigError as err:
 RESULTS = results_root(PARAMS_FILE)  # results/ for params.yaml, results/<stem>/ for another
 PROCESSED = "data/processed" if RESULTS == "results" else f"data/processed/{Path(RESULTS).name}"
 SPLIT = split_outputs(f"{PROCESSED}/split")
+# What training reads of the split: split.json (with every file's sha256), vocabulary, token arrays
 TRAIN_DATA = {key: path for key, path in SPLIT.items() if not key.endswith("_parquet")}
-"""What training reads of the split: split.json (holding the sha256 of every file), vocabulary, token arrays."""
 MODELS = sorted(PARAMS["models"])
 SWEEP = PARAMS["sweep"]
 INTERPRETED = PARAMS["interpretability"]["model"]  # the model the study reads, or None
@@ -66,7 +66,7 @@ def figure_output(name):
 
 
 def made_by(path):
-    """What the pipeline declares as made for ``path``: a sweep run's files lie in its key's folder."""
+    """The declared output holding ``path``: a sweep run's files lie in its key's folder."""
     match = re.match(rf"({re.escape(RESULTS)}/sweeps/[^/]+/[^/]+)/\d+/", path)
     return match.group(1) if match else path
 
