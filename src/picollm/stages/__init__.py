@@ -130,13 +130,6 @@ STAGES: dict[str, Stage] = {
 }
 
 
-def load_stage(name: str) -> Stage:
-    """The ``Stage`` registered under CLI name ``name``."""
-    if name not in STAGES:
-        raise KeyError(f"unknown stage {name!r}; stages: {sorted(STAGES)}")
-    return STAGES[name]
-
-
 def add_trained_model_options(parser: argparse.ArgumentParser) -> None:
     """``--model``, ``--weights`` and ``--run-json``: a trained model for a stage that reads one."""
     parser.add_argument("--model", required=True, help="the model's name under `models`")
