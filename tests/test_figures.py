@@ -213,15 +213,21 @@ def test_hyperparams_draws_tokens_per_s_where_seeds_separate_it(tmp_path):
 def test_figure_stage_writes_the_series_into_the_sidecar(tmp_path):
     from picollm.stages import figure
 
-    model_dir = tmp_path / "lstm"
-    model_dir.mkdir()
+    model_dir = tmp_path / "models/lstm"
+    model_dir.mkdir(parents=True)
     curve().to_csv(model_dir / "curve.tsv", sep="\t", index=False)
     args = argparse.Namespace(
-        kind="overfit_gap", inputs=[model_dir / "curve.tsv"], split=None, sweep=[],
+        kind="overfit_gap", results=tmp_path, split=tmp_path / "split.json",
         out=tmp_path / "f.png", lineage=tmp_path / "f.json",
     )  # fmt: skip
-    figure.run(args, {"figures": {"dpi": 40}})
+    params = {
+        "figures": {"dpi": 40},
+        "models": {"lstm": {}},
+        "sweep": {"model": None, "values": {}},
+    }
+    figure.run(args, params)
     sidecar = json.loads((tmp_path / "f.json").read_text())
+    assert list(sidecar["inputs"]) == [str(model_dir / "curve.tsv")]
     assert [s["id"] for s in sidecar["data"]] == ["lstm_train", "lstm_test"]
     assert sidecar["data"][1]["y"] == [5.1, 4.0, 3.5, 3.8]
     assert list(sidecar["data"][0]) == KEYS
@@ -285,3 +291,26 @@ def test_norm_warmup_draws_four_variants_and_init_gradients(tmp_path):
         [drawn["pre, warm-up_test"], drawn["post, no warm-up_test"]]
     )
     assert verdicts == ["final losses beyond their bands: pre, warm-up vs post, no warm-up"]
+
+
+def test_the_figure_table_says_what_each_figure_reads_and_when_it_is_drawn():
+    from picollm.config import validate_params
+    from picollm.stages.figure import FIGURES, default_figures
+
+    params = validate_params({"models": {"lstm": {"type": "lstm"}}})
+    assert default_figures(params) == [
+        "overfit_gap", "loss_curves", "diversity_vs_p", "attention_scaling"
+    ]  # fmt: skip
+    assert FIGURES["overfit_gap"].inputs(params, "r", "s.json") == {
+        "curves": ["r/models/lstm/curve.tsv"], "runs": []
+    }  # fmt: skip
+    params["models"]["t"] = {"type": "transformer", "d_model": 16, "n_heads": 2}
+    params["sweep"] = {"model": "t", "values": {"d_model": [8], "attention": ["gla", "linear"]}}
+    params["interpretability"]["model"] = "t"
+    assert default_figures(params) == list(FIGURES)
+    runs = FIGURES["attention_quality"].inputs(params, "r", "s.json")["runs"]
+    assert runs == ["r/models/t/run.json", "r/sweeps/t/attention/0/run.json",
+                    "r/sweeps/t/attention/1/run.json"]  # fmt: skip
+    assert FIGURES["sae_features"].inputs(params, "r", "s.json") == {
+        "records": ["r/interpret/t/features.json"]
+    }  # fmt: skip
