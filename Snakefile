@@ -12,6 +12,13 @@ include: "rules/common.smk"  # first: refuses --config, reads and checks the par
 report: "workflow/report/workflow.rst"
 
 
+wildcard_constraints:
+    model="|".join(re.escape(model) for model in MODELS),
+    key="|".join(re.escape(key) for key in SWEEP["values"]) or "(?!)",
+    name="|".join(FIGURES),
+    seed=r"\d+",
+
+
 include: "rules/data.smk"
 include: "rules/models.smk"
 include: "rules/studies.smk"

@@ -34,6 +34,8 @@ except ConfigError as err:
 RESULTS = results_root(PARAMS_FILE)  # results/ for params.yaml, results/<stem>/ for another
 PROCESSED = "data/processed" if RESULTS == "results" else f"data/processed/{Path(RESULTS).name}"
 SPLIT = split_outputs(f"{PROCESSED}/split")
+# What training reads of the split: split.json (with every file's sha256), vocabulary, token arrays
+TRAIN_DATA = {key: path for key, path in SPLIT.items() if not key.endswith("_parquet")}
 MODELS = sorted(PARAMS["models"])
 SWEEP = PARAMS["sweep"]
 INTERPRETED = PARAMS["interpretability"]["model"]  # the model the study reads, or None
@@ -53,7 +55,7 @@ def params_record(stage, job, **wildcards):
     def path(w):
         values = {name: (w[name] if value is None else value) for name, value in wildcards.items()}
         name = job.format(**values)
-        record = f".picollm/params/{Path(RESULTS).name}/{name}.json"
+        record = f".picollm/params/{Path(PARAMS_FILE).stem}/{name}.json"
         return write_params_record(record, stage_params(stage, PARAMS, **values), PARAMS_FILE)
 
     return path
@@ -74,9 +76,3 @@ def figure_inputs(wildcards):
     files = FIGURES[wildcards.name].inputs(PARAMS, RESULTS, SPLIT["summary"])
     return sorted({made_by(path) for paths in files.values() for path in paths})
 
-
-wildcard_constraints:
-    model="|".join(re.escape(model) for model in MODELS),
-    key="|".join(re.escape(key) for key in SWEEP["values"]) or "(?!)",
-    name="|".join(FIGURES),
-    seed=r"\d+",

@@ -17,6 +17,7 @@ rule three_seqs:
 rule tokenize:
     input:
         sources=corpus_inputs(PARAMS),
+        three_seqs=THREE_SEQS_TEXT,  # always: dvc.yaml cannot make a dependency conditional
         params=params_record("tokenize", "tokenize"),
         code=code("tokenize"),
     output:

@@ -10,13 +10,13 @@ rule figure:
     output:
         png=report(
             f"{RESULTS}/figures/{{name}}.png",
-            caption="../workflow/report/{name}.rst",
+            caption="../workflow/report/figure.rst",
             category="Figures",
         ),
         lineage=f"{RESULTS}/figures/{{name}}.json",
     params:
         file=PARAMS_FILE,
-        results=RESULTS,
+        results=lambda wildcards, output: Path(output.png).parent.parent,
         split=SPLIT["summary"],
     log:
         f"{RESULTS}/logs/figures/{{name}}.log",
@@ -42,10 +42,11 @@ rule metrics:
         ),
     params:
         file=PARAMS_FILE,
+        results=lambda wildcards, output: Path(output.summary).parent,
     log:
         f"{RESULTS}/logs/metrics.log",
     conda:
         CONDA_ENV
     shell:
-        "picollm metrics --params {params.file:q} --inputs {input.metrics:q}"
+        "picollm metrics --params {params.file:q} --results {params.results:q}"
         " --out {output.summary:q} --table {output.table:q} --log-file {log:q}"

@@ -6,7 +6,7 @@ RUN_FILES = ("weights.safetensors", "vocab.json", "metrics.json", "run.json", "c
 
 rule train:
     input:
-        **SPLIT,  # split.json records every file's sha256; the stage checks them first
+        **TRAIN_DATA,
         params=params_record("train", "train@{model}", model=None),
         code=code("train"),
     output:
@@ -28,7 +28,7 @@ rule train:
 
 rule sweep:
     input:
-        **SPLIT,
+        **TRAIN_DATA,
         params=params_record("sweep", "sweep@{key}", model=SWEEP["model"], key=None),
         code=code("sweep"),
     output:

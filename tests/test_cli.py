@@ -94,9 +94,9 @@ def test_a_bad_params_file_is_in_the_log_too(tmp_path):
 @pytest.mark.parametrize(
     "argv, named",
     [
-        (["figure", "overfit_gap", "--inputs", "{tmp}/lstm/curve.tsv"],
-         "{tmp}/lstm/curve.tsv: no such file or directory"),
-        (["figure", "loss_curves", "--inputs", "{tmp}/c.tsv", "--split", "{tmp}"],
+        (["figure", "overfit_gap", "--results", "{tmp}"],
+         "{tmp}/models/transformer/run.json: no such file or directory"),
+        (["figure", "loss_curves", "--results", "{tmp}", "--split", "{tmp}"],
          "{tmp}: is a directory"),
         (["sample-sweep", "--model", "lstm", "--weights", "{tmp}/w.safetensors",
           "--run-json", "{tmp}/run.json", "--samples", "{tmp}/s.jsonl", "--summary", "{tmp}/s.json",
@@ -138,17 +138,18 @@ def test_the_metrics_summary_has_an_entry_and_a_row_per_model(tmp_path, capsys):
 
     from picollm.cli import main
 
-    inputs = []
     for model, loss in (("lstm", 2.5), ("transformer", 1.25)):
-        path = tmp_path / model / "metrics.json"
-        path.parent.mkdir()
+        path = tmp_path / "models" / model / "metrics.json"
+        path.parent.mkdir(parents=True)
         headline = {"train_loss": loss, "test_loss": loss + 0.5, "gap": 0.5,
                     "tokens_per_s": 12345.6, "parameters": 1000}  # fmt: skip
         path.write_text(json.dumps(headline))
-        inputs.append(str(path))
     out, table = tmp_path / "metrics.json", tmp_path / "metrics.tsv"
-    params = ["--params", str(ROOT / "params.yaml")]
-    command = ["metrics", "--inputs", *inputs, "--out", str(out), "--table", str(table)]
+    (tmp_path / "params.yaml").write_text(
+        "models: {lstm: {type: lstm}, transformer: {type: transformer}}\n"
+    )
+    params = ["--params", str(tmp_path / "params.yaml")]
+    command = ["metrics", "--results", str(tmp_path), "--out", str(out), "--table", str(table)]
     assert main([*command, *params]) == 0
     summary = json.loads(out.read_text())
     assert list(summary) == ["lstm", "transformer"]

@@ -242,6 +242,7 @@ def test_figure_stage_writes_the_series_into_the_sidecar(tmp_path):
     }
     figure.run(args, params)
     sidecar = json.loads((tmp_path / "f.json").read_text())
+    assert str(results / "models" / "lstm" / "curve.tsv") in sidecar["inputs"]
     assert [s["id"] for s in sidecar["data"]] == [
         "lstm_train", "lstm_test", "lstm_copy_train", "lstm_copy_test"
     ]  # fmt: skip
@@ -314,3 +315,41 @@ def test_norm_warmup_draws_four_variants_and_init_gradients(tmp_path):
         "final losses apart beyond their bands:",
         "pre, warm-up vs post, no warm-up",
     ]
+
+
+def test_the_figure_table_says_what_each_figure_reads_and_when_it_is_drawn():
+    from picollm.config import validate_params
+    from picollm.stages.figure import FIGURES, default_figures
+
+    params = validate_params({"models": {"lstm": {"type": "lstm"}}})
+    assert default_figures(params) == [
+        "overfit_gap", "loss_curves", "diversity_vs_p", "attention_scaling"
+    ]  # fmt: skip
+    assert FIGURES["overfit_gap"].inputs(params, "r", "s.json") == {
+        "curves": ["r/models/lstm/curve.tsv"], "runs": [], "samples": ["r/samples/lstm.json"],
+        "split": ["s.json"],
+    }  # fmt: skip
+    params["models"]["t"] = {"type": "transformer", "d_model": 16, "n_heads": 2}
+    params["sweep"] = {
+        "model": "t",
+        "seeds": [4, 5],
+        "values": {
+            "d_model": [{"d_model": 8, "data_fraction": 0.5}],
+            "attention": ["gla", "linear"],
+            "position": ["rope", "nope"],
+            "norm_warmup": [{"norm": "post"}],
+            "learning_rate": [0.01],
+        },
+    }
+    params["interpretability"]["model"] = "t"
+    assert default_figures(params) == list(FIGURES)
+    study = FIGURES["attention_quality"].inputs(params, "r", "s.json")
+    assert study["runs"] == [
+        f"r/sweeps/t/attention/{seed}/{index}/run.json" for seed in (4, 5) for index in (0, 1)
+    ]
+    assert study["curves"] == [run.replace("run.json", "curve.tsv") for run in study["runs"]]
+    ladders = FIGURES["overfit_gap"].inputs(params, "r", "s.json")["runs"]
+    assert ladders == ["r/sweeps/t/d_model/4/0/run.json", "r/sweeps/t/d_model/5/0/run.json"]
+    assert FIGURES["sae_features"].inputs(params, "r", "s.json") == {
+        "records": ["r/interpret/t/features.json"]
+    }  # fmt: skip

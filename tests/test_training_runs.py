@@ -5,7 +5,9 @@ import copy
 import pytest
 
 from picollm.config import ConfigError, model_config, training_config, validate_params
-from picollm.training.runs import check_training_runs, point_label, sweep_variant, training_runs
+from picollm.studies import point_label, training_keys
+from picollm.training.config import TRAINING_KEYS
+from picollm.training.runs import check_training_runs, sweep_variant, training_runs
 
 GOOD = {"models": {"lstm": {"type": "lstm", "embed_size": 8}}}
 
@@ -162,3 +164,7 @@ def test_picollm_validate_checks_each_runs_length_on_the_built_split(project, ca
     assert "models.lstm: warmup_steps (2) must be below the 2 steps it trains for" in error
     assert "on the current split (" in error
     assert main(["validate", "--split", "elsewhere/split.json"]) == 0  # no split: not checked
+
+
+def test_the_schema_and_the_train_config_name_the_same_training_keys():
+    assert training_keys() == TRAINING_KEYS

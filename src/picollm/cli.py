@@ -1,6 +1,6 @@
 """The ``picollm`` command line: one subcommand per pipeline stage, plus tools.
 
-Every Snakemake rule (and the DVC stage generated from it) calls exactly one subcommand. Each
+Every Snakemake rule (and its DVC stage in dvc.yaml) calls exactly one subcommand. Each
 subcommand validates the whole params file first, so a bad value fails before any work starts.
 """
 
@@ -33,7 +33,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="<command>")
     for stage in STAGES.values():
         _add_stage(commands, stage, configure=command in (None, stage.name))
-    _add_tools(commands)
+    _add_tools(commands, configure_sample=command in (None, "sample"))
     return parser
 
 
@@ -56,8 +56,7 @@ def _add_stage(commands: argparse._SubParsersAction, stage: Stage, configure: bo
     sub.set_defaults(handler=lambda args: execute(stage, args))
 
 
-def _add_tools(commands: argparse._SubParsersAction) -> None:
-    from picollm import sample_command
+def _add_tools(commands: argparse._SubParsersAction, configure_sample: bool) -> None:
 
     sample = commands.add_parser(
         "sample",
@@ -65,8 +64,11 @@ def _add_tools(commands: argparse._SubParsersAction) -> None:
         description="Continue prompts with a trained model. RUN_DIR is its folder: "
         "results/models/<model> or a sweep run's results/sweeps/<model>/<key>/<index>.",
     )
-    sample_command.configure(sample)
-    sample.set_defaults(handler=sample_command.run)
+    if configure_sample:
+        from picollm import sample_command  # only for `picollm sample`: a stage never loads it
+
+        sample_command.configure(sample)
+        sample.set_defaults(handler=sample_command.run)
 
     validate = commands.add_parser(
         "validate",
@@ -81,17 +83,6 @@ def _add_tools(commands: argparse._SubParsersAction) -> None:
         "length on it is checked too",
     )
     validate.set_defaults(handler=_validate)
-
-    dvc = commands.add_parser(
-        "dvc-yaml",
-        help="write dvc.yaml from the Snakemake DAG (or --check that it is current)",
-        description="Derive dvc.yaml from the Snakefile so `dvc repro` runs the same commands.",
-    )
-    dvc.add_argument("--snakefile", default="Snakefile", help=SNAKEFILE_HELP)
-    dvc.add_argument("--params", default=DEFAULT_PARAMS, help=PARAMS_HELP)
-    dvc.add_argument("--out", default="dvc.yaml", help="the file to write (default: dvc.yaml)")
-    dvc.add_argument("--check", action="store_true", help="exit 1 if --out is stale")
-    dvc.set_defaults(handler=_dvc_yaml)
 
     trace = commands.add_parser(
         "trace",
@@ -109,8 +100,8 @@ def _add_tools(commands: argparse._SubParsersAction) -> None:
 
 def _validate(args: argparse.Namespace) -> None:
     from picollm.config import load_params
-    from picollm.training.runs import check_run_lengths, check_training_runs
     from picollm.pipeline.workflow import check_inputs_exist
+    from picollm.training.runs import check_run_lengths, check_training_runs
 
     params = load_params(args.params)
     check_training_runs(params)
@@ -118,12 +109,6 @@ def _validate(args: argparse.Namespace) -> None:
     if args.split.is_file():
         check_run_lengths(params, args.split)
     print(f"{args.params}: ok ({len(params['models'])} model(s): {', '.join(params['models'])})")
-
-
-def _dvc_yaml(args: argparse.Namespace) -> int:
-    from picollm.pipeline.dvc_sync import check_or_write
-
-    return check_or_write(args.snakefile, args.params, args.out, check=args.check)
 
 
 def _trace(args: argparse.Namespace) -> int:
@@ -134,7 +119,7 @@ def _trace(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    command = next((arg for arg in argv if not arg.startswith("-")), "")
     args = build_parser(command).parse_args(argv)
     try:
         return args.handler(args) or 0

@@ -1,10 +1,9 @@
 """Reading and checking ``params.yaml``, the only configuration of a picollm run.
 
-One JSON Schema (``workflow/schemas/params.schema.yaml``, shipped inside the package as
-``picollm/schema/params.schema.yaml``) describes every key: type, range, default, description.
-Snakemake validates its ``config`` against it and every ``picollm`` stage calls ``load_params``
-before doing any work, so a bad value fails fast with a message naming the key, the value and what
-is allowed.
+One JSON Schema (``picollm/schema/params.schema.yaml``, inside the package; the Snakemake layout's
+``workflow/schemas/params.schema.yaml`` links to it) describes every key: type, range, default,
+description. The Snakefile and every ``picollm`` stage call ``load_params`` before doing any work,
+so a bad value fails fast with a message naming the key, the value and what is allowed.
 """
 
 from __future__ import annotations
@@ -175,7 +174,7 @@ reaches the code as a float) and a ``pattern`` must match up to the very end of 
 
 def _cross_checks(params: Mapping[str, Any]) -> list[str]:
     """Rules that tie keys together, which the schema cannot express."""
-    from picollm.training.runs import swept_values
+    from picollm.studies import swept_values
 
     problems = []
     sweep = params["sweep"]

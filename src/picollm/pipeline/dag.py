@@ -1,32 +1,41 @@
 """The Snakemake DAG as plain data: one ``Job`` per step the default target needs.
 
-``picollm dvc-yaml`` turns these jobs into DVC stages and ``picollm trace`` walks them back from an
-output to raw data; both read the DAG through ``snakemake_jobs`` so they see the same steps.
+Read from Snakemake's own command line (``snakemake --dry-run --forceall --printshellcmds``), no
+private API: each job block names the rule, its input, output and wildcards, then its shell
+command. ``picollm trace`` walks these jobs back from an output to raw data, and the tests compare
+them with ``dvc.yaml``'s stages (a job's ``stage_name`` is its DVC stage's name).
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
-from collections.abc import Iterator
+import os
+import re
+import shlex
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-CODE_INPUT = "code"
-"""Rules name the source files a stage runs ``code``; every other input is data."""
+from picollm.errors import UserError
 
+CODE_INPUT = "code"
+"""Inputs that are the source files a stage runs; every other input is data."""
+PARAMS_INPUT = "params"
+"""Inputs that are a job's params record (Snakemake's rerun trigger for params), not data."""
+PARAMS_RECORDS = ".picollm/params/"
 ANY_THREADS = 1024
-"""Cores to build the DAG with: more than any rule asks for, so ``{threads}`` in a command is the
-rule's own ``threads`` whatever machine exports the DAG (``snakemake --cores N`` caps it at N)."""
+"""Cores to plan with: more than any rule asks for, so ``{threads}`` in a command is the rule's
+own ``threads`` whatever machine reads the DAG (``snakemake --cores N`` caps it at N)."""
 
 
 @dataclass(frozen=True)
 class Job:
     """One step of the pipeline: a rule applied to its wildcard values.
 
-    ``input`` and ``output`` are ``(name, path)`` pairs in the rule's order (``name`` is the
-    rule's keyword for the file, or ``""``); paths are relative to the Snakefile's directory.
+    ``input`` and ``output`` are ``(kind, path)`` pairs in the rule's order (``kind`` is
+    ``CODE_INPUT``, ``PARAMS_INPUT`` or ``""`` for data); paths are relative to the workflow's
+    directory.
     """
 
     rule: str
@@ -38,8 +47,9 @@ class Job:
 
     @property
     def stage_name(self) -> str:
-        """The DVC stage name: the rule name and the wildcard values, joined by ``-``."""
-        return "-".join([self.rule, *(str(v) for v in self.wildcards.values())])
+        """The DVC stage name: the rule, then ``@`` and the wildcard values joined by ``-``."""
+        values = "-".join(str(v) for v in self.wildcards.values())
+        return f"{self.rule}@{values}" if values else self.rule
 
     @property
     def input_paths(self) -> list[str]:
@@ -51,12 +61,12 @@ class Job:
 
     @property
     def data_inputs(self) -> list[str]:
-        """Inputs that are data, not the stage's source code."""
-        return [path for name, path in self.input if name != CODE_INPUT]
+        """Inputs that are data, not the stage's source code or params record."""
+        return [path for kind, path in self.input if kind not in (CODE_INPUT, PARAMS_INPUT)]
 
     @property
     def code_inputs(self) -> list[str]:
-        return [path for name, path in self.input if name == CODE_INPUT]
+        return [path for kind, path in self.input if kind == CODE_INPUT]
 
     @property
     def param_keys(self) -> list[str]:
@@ -64,62 +74,98 @@ class Job:
         return list(self.params.get("param_keys", []))
 
 
-def snakemake_jobs(snakefile: Path | str) -> list[Job]:
-    """Each job of the default target of ``snakefile``, in dependency order."""
-    from snakemake.api import SnakemakeApi
-    from snakemake.settings.types import (
-        ConfigSettings,
-        DAGSettings,
-        OutputSettings,
-        ResourceSettings,
-    )
+def snakemake_jobs(snakefile: Path | str, params_file: str | None = None) -> list[Job]:
+    """Each job of the default target of ``snakefile``, in the order Snakemake plans them.
 
+    ``params_file`` other than ``params.yaml`` is passed as ``--configfile``."""
     snakefile = Path(snakefile).resolve()
-    with _quiet(), SnakemakeApi(OutputSettings(quiet={"all"})) as api:
-        workflow_api = api.workflow(
-            resource_settings=ResourceSettings(cores=ANY_THREADS),
-            config_settings=ConfigSettings(),
-            snakefile=snakefile,
-            workdir=snakefile.parent,
-        )
-        workflow_api.dag(DAGSettings(forceall=True))
-        workflow = workflow_api._workflow
-        workflow._prepare_dag(forceall=True, ignore_incomplete=True, lock_warn_only=True)
-        workflow._build_dag()
-        dag = workflow.dag
-        ordered = [job for level in dag.toposorted() for job in sorted(level, key=_job_order)]
-        return [_describe(job) for job in ordered if not job.rule.norun]
+    command = [
+        *_snakemake(),
+        "--snakefile", str(snakefile),
+        "--dry-run", "--forceall", "--printshellcmds", "--nocolor",
+        "--cores", str(ANY_THREADS),
+    ]  # fmt: skip
+    if params_file is not None and Path(params_file).name != "params.yaml":
+        command += ["--configfile", str(Path(params_file).resolve())]
+    done = subprocess.run(
+        command, cwd=snakefile.parent, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise UserError(f"snakemake cannot plan the pipeline:\n{done.stdout}{done.stderr}".strip())
+    return parse_dry_run(done.stdout)
 
 
-def _job_order(job: Any) -> tuple[str, list[str]]:
-    """Jobs of one DAG level by rule name, then wildcard values (Snakemake's own order of a
-    level follows memory addresses, so it can change from one run to the next)."""
-    return job.rule.name, [str(value) for value in job.wildcards]
+def _snakemake() -> list[str]:
+    """The ``snakemake`` of this Python environment (its console script, else the module)."""
+    script = Path(sys.executable).with_name("snakemake")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "snakemake"]
 
 
-def _describe(job: Any) -> Job:
+_RULE = re.compile(r"^(?:local)?rule (\S+):$")
+_FIELD = re.compile(r"^\s+(\w+): (.*)$")
+_SHELL = "Shell command: "
+
+
+def parse_dry_run(text: str) -> list[Job]:
+    """The jobs of ``snakemake --dry-run --printshellcmds`` output (rules without a shell
+    command, such as ``all``, left out)."""
+    jobs = []
+    rule: str | None = None
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        if match := _RULE.match(line):
+            rule, fields = match.group(1), {}
+        elif rule is not None and (match := _FIELD.match(line)):
+            fields[match.group(1)] = match.group(2)
+        elif rule is not None and line.startswith(_SHELL):
+            command = " ".join(line[len(_SHELL) :].split())
+            if command != "None":
+                jobs.append(_job(rule, fields, command))
+            rule = None
+    return jobs
+
+
+def _job(rule: str, fields: dict[str, str], command: str) -> Job:
+    from picollm.stages import STAGES
+
+    wildcards = dict(item.split("=", 1) for item in _split(fields.get("wildcards", "")))
+    stage = _stage_of(command)
+    options = _options(command)
+    keys = []
+    if stage in STAGES:
+        values = {name: options.get(f"--{name}", "") for name in STAGES[stage].wildcards}
+        keys = STAGES[stage].keys(**values)
     return Job(
-        rule=job.rule.name,
-        shellcmd=" ".join(job.shellcmd.split()),
-        wildcards=dict(job.wildcards.items()),
-        input=[(name or "", str(f)) for name, f in _named(job.input)],
-        output=[(name or "", str(f)) for name, f in _named(job.output)],
-        params=dict(job.params.items()),
+        rule=rule,
+        shellcmd=command,
+        wildcards=wildcards,
+        input=[(_kind(path), path) for path in _split(fields.get("input", ""))],
+        output=[("", path) for path in _split(fields.get("output", ""))],
+        params={"param_keys": keys},
     )
 
 
-def _named(files: Any) -> Iterator[tuple[str | None, Any]]:
-    """(name, file) for each file of a job's input or output, names from the rule's keywords."""
-    names = {}
-    for name, (start, end) in files._names.items():
-        for index in range(start, end or start + 1):
-            names[index] = name
-    for index, f in enumerate(files):
-        yield names.get(index), f
+def _split(value: str) -> list[str]:
+    return [part for part in value.split(", ") if part]
 
 
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Snakemake logs to stdout/stderr while building a DAG; keep the CLI output clean."""
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        yield
+def _kind(path: str) -> str:
+    if path.startswith(PARAMS_RECORDS):
+        return PARAMS_INPUT
+    if path.startswith("src/picollm/") or os.path.isabs(path) and "/picollm/" in path:
+        return CODE_INPUT
+    return ""
+
+
+def _stage_of(command: str) -> str:
+    """The ``picollm`` subcommand a shell command runs (after ``picollm`` or ``-m picollm``)."""
+    words = shlex.split(command)
+    for index, word in enumerate(words[:-1]):
+        if word == "picollm" or word.endswith("/picollm"):
+            return words[index + 1]
+    return ""
+
+
+def _options(command: str) -> dict[str, str]:
+    words = shlex.split(command)
+    return {word: value for word, value in zip(words, words[1:], strict=False) if word[:2] == "--"}

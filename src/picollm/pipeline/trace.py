@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from picollm.config import ConfigError, load_params, lookup, prune, read_yaml
-from picollm.pipeline.dag import Job, snakemake_jobs
 from picollm.errors import UserError
 from picollm.integrity import rebuild_command, recorded_hashes
+from picollm.pipeline.dag import Job, snakemake_jobs
 from picollm.pipeline.lineage import code_version
 
 DVC_LOCK = "dvc.lock"
@@ -148,7 +148,7 @@ def chain(jobs: Sequence[Job], target: str) -> list[Job]:
     the job that writes ``target``. Raw data (files no job makes) and code end the walk."""
     makers = {os.path.normpath(path): job for job in jobs for path in job.output_paths}
     target = os.path.normpath(target)
-    if target not in makers:
+    if _maker(makers, target) is None:
         known = sorted(makers)
         listing = ", ".join(known[:6]) + (f", ... ({len(known)} in all)" if len(known) > 6 else "")
         raise UnknownOutputError(f"no job of the pipeline makes {target}; it makes {listing}")
@@ -160,22 +160,32 @@ def chain(jobs: Sequence[Job], target: str) -> list[Job]:
             return
         visited.add(job.stage_name)
         for path in job.data_inputs:
-            maker = makers.get(os.path.normpath(path))
+            maker = _maker(makers, os.path.normpath(path))
             if maker is not None:
                 visit(maker)
         ordered.append(job)
 
-    visit(makers[target])
+    visit(_maker(makers, target))
     return ordered
+
+
+def _maker(makers: Mapping[str, Job], path: str) -> Job | None:
+    """The job whose output is ``path`` or a folder holding it (a sweep key's runs)."""
+    while path not in makers:
+        parent = os.path.dirname(path)
+        if parent == path or not parent:
+            return None
+        path = parent
+    return makers[path]
 
 
 def raw_inputs(steps: Sequence[Job]) -> list[str]:
     """Data inputs of ``steps`` that none of them makes, in order of first use."""
-    made = {os.path.normpath(path) for job in steps for path in job.output_paths}
+    made = {os.path.normpath(path): job for job in steps for path in job.output_paths}
     found: dict[str, None] = {}
     for job in steps:
         for path in job.data_inputs:
-            if os.path.normpath(path) not in made:
+            if _maker(made, os.path.normpath(path)) is None:
                 found.setdefault(path)
     return list(found)
 
@@ -272,12 +282,21 @@ def check_dvc_lock(job: Job, lock: Mapping[str, Any], digests: FileDigests) -> C
                 f"{path} changed (md5 {md5[:SHORT_HASH]} in the lock, {now[:SHORT_HASH]} now)"
             )
     listed = {os.path.normpath(entry["path"]) for entry in entries}
-    used = [*job.input_paths, *job.output_paths]
-    problems += [f"does not list {path}" for path in used if os.path.normpath(path) not in listed]
-    unused = listed - {os.path.normpath(path) for path in used}
+    used = {
+        os.path.normpath(path) for path in [*job.code_inputs, *job.data_inputs, *job.output_paths]
+    }
+    problems += [f"does not list {path}" for path in sorted(used) if not _covered(path, listed)]
+    unused = {path for path in listed if not any(_covered(u, {path}) for u in used)}
     problems += [f"lists {path}, which the job no longer uses" for path in sorted(unused)]
     problems += _dvc_param_problems(job, stage.get("params") or {}, digests.root)
     return Check(DVC_LOCK, problems=problems, notes=notes)
+
+
+def _covered(path: str, listed: set[str]) -> bool:
+    """Whether ``path`` or a folder holding it is in ``listed`` (DVC lists code and sweep runs
+    by folder, Snakemake by file)."""
+    parts = Path(path).parts
+    return any(os.path.join(*parts[:n]) in listed for n in range(len(parts), 0, -1))
 
 
 def _dvc_param_problems(job: Job, locked: Mapping[str, Any], root: Path) -> list[str]:
@@ -490,7 +509,7 @@ def run(output: str, snakefile: str, params_file: str, as_json: bool) -> int:
     params = load_params(params_file)
     lock_file = root / DVC_LOCK
     lock = (read_yaml(lock_file) or {}) if lock_file.is_file() else None
-    result = trace(target, snakemake_jobs(snakefile), params, root, lock)
+    result = trace(target, snakemake_jobs(snakefile, params_file), params, root, lock)
     print(json.dumps(result.to_dict(), indent=2) if as_json else render(result))
     return 0 if result.ok else 1
 

@@ -43,25 +43,33 @@ CORE = [
 """Code every stage runs: the command line, params loading and checking, lineage records."""
 
 _DATA = ("data", "tokenizer.py", "vocab.py", "integrity.py")
-_TRAINED = (*_DATA, "models", "training")
+_TRAINED = (*_DATA, "models", "training", "studies.py")
+_TRAINS = ("stages/train.py", *_TRAINED, "init_gradients.py", "length_generalization.py")
 STAGE_CODE: dict[str, list[str]] = {
     stage: [f"{SOURCE_PREFIX}/{path}" for path in paths]
     for stage, paths in {
         "three-seqs": ("stages/three_seqs.py", "data"),
         "tokenize": ("stages/tokenize.py", *_DATA),
         "split": ("stages/split.py", *_DATA),
-        "train": ("stages/train.py", *_TRAINED, "pipeline/workflow.py"),
-        "sweep": ("stages/sweep.py", "stages/train.py", *_TRAINED, "pipeline/workflow.py"),
+        "train": (*_TRAINS, "pipeline/workflow.py"),
+        "sweep": ("stages/sweep.py", *_TRAINS, "pipeline/workflow.py"),
         "sample-sweep": (
             "stages/sample.py",
             *_TRAINED,
             "generation.py",
             "sampling.py",
             "text_metrics.py",
+            "memorisation.py",
         ),
         "attention-scaling": ("stages/attention_scaling.py", "attention_scaling.py", "models"),
         "interpret": ("stages/interpret.py", *_TRAINED, "interpret"),
-        "figure": ("stages/figure.py", "figures", "stats.py"),
+        "figure": (
+            "stages/figure.py",
+            "figures",
+            "stats.py",
+            "studies.py",
+            "length_generalization.py",
+        ),
         "metrics": ("stages/metrics.py",),
     }.items()
 }

@@ -46,7 +46,13 @@ class Stage:
         return importlib.import_module(f"picollm.stages.{self.module}")
 
 
-TRAIN_KEYS = ("data.block_size", "data.loader", "data.tinystories_weight", "training", "models.{model}")
+TRAIN_KEYS = (
+    "data.block_size",
+    "data.loader",
+    "data.tinystories_weight",
+    "training",
+    "models.{model}",
+)
 """What a training run reads; the sweep stage reads these too."""
 
 STAGES: dict[str, Stage] = {
@@ -61,8 +67,13 @@ STAGES: dict[str, Stage] = {
             "tokenize",
             "tokenize",
             "read TinyStories, input files and generated corpora; tokenise them into one Parquet",
-            ("data.input_files", "data.document_mode", "data.generated", "data.tinystories_weight",
-             "data.tinystories"),
+            (
+                "data.input_files",
+                "data.document_mode",
+                "data.generated",
+                "data.tinystories_weight",
+                "data.tinystories",
+            ),
         ),  # fmt: skip
         Stage(
             "split",
@@ -114,16 +125,10 @@ STAGES: dict[str, Stage] = {
             "metrics",
             "metrics",
             "every model's final train/test loss, gap, tokens/s and parameters: one JSON, one TSV",
+            ("models",),
         ),
     )
 }
-
-
-def load_stage(name: str) -> Stage:
-    """The ``Stage`` registered under CLI name ``name``."""
-    if name not in STAGES:
-        raise KeyError(f"unknown stage {name!r}; stages: {sorted(STAGES)}")
-    return STAGES[name]
 
 
 def add_trained_model_options(parser: argparse.ArgumentParser) -> None:

@@ -31,8 +31,7 @@ from picollm.figures.series import separations
 from picollm.figures.sweeps import DATA_FRACTION
 from picollm.files import read_json, write_json
 from picollm.pipeline import lineage
-from picollm.training.config import TRAINING_KEYS
-from picollm.training.runs import point_changes
+from picollm.studies import point_changes, training_keys
 
 Files = dict[str, list[Path]]
 """A figure's input files by role: ``curves``, ``runs``, ``split``, ``records``, ..."""
@@ -95,6 +94,12 @@ def study_runs(params: Mapping[str, Any], results: str, keys: Sequence[str] = ()
     ]
 
 
+def study_with_curves(params: Mapping[str, Any], results: str, key: str) -> dict[str, list[str]]:
+    """The run.json (``runs``) and curve.tsv (``curves``) of every run of study ``key``."""
+    runs = study_runs(params, results, [key])
+    return {"runs": runs, "curves": [run.removesuffix("run.json") + "curve.tsv" for run in runs]}
+
+
 def ladder_studies(params: Mapping[str, Any]) -> list[str]:
     """The studies overfit_gap draws as ladders: ``data_fraction`` (training tokens) and any
     study whose points give its own architecture key a number (model size, e.g. d_model)."""
@@ -102,7 +107,7 @@ def ladder_studies(params: Mapping[str, Any]) -> list[str]:
 
     def numeric_architecture_key(key: str) -> bool:
         numbers = [point_changes(key, p).get(key) for p in values[key]]
-        return key not in TRAINING_KEYS and all(
+        return key not in training_keys() and all(
             isinstance(v, int | float) and not isinstance(v, bool) for v in numbers
         )
 
@@ -285,7 +290,7 @@ FIGURES: dict[str, Figure] = {
     ),
     "attention_quality": Figure(
         _attention_quality,
-        lambda p, r, s: {"runs": study_runs(p, r, ["attention"])},
+        lambda p, r, s: study_with_curves(p, r, "attention"),
         wanted=lambda p: "attention" in p["sweep"]["values"],
     ),
     "length_generalization": Figure(
@@ -295,7 +300,7 @@ FIGURES: dict[str, Figure] = {
     ),
     "norm_warmup": Figure(
         _norm_warmup,
-        lambda p, r, s: {"runs": study_runs(p, r, ["norm_warmup"])},
+        lambda p, r, s: study_with_curves(p, r, "norm_warmup"),
         wanted=lambda p: "norm_warmup" in p["sweep"]["values"],
     ),
     "attention_maps": Figure(

@@ -15,11 +15,10 @@ COLUMNS = ("train_loss", "test_loss", "gap", "tokens_per_s", "parameters")
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--inputs",
-        nargs="+",
+        "--results",
         type=Path,
-        required=True,
-        help="the models' metrics.json files (results/models/<model>/metrics.json)",
+        default=Path("results"),
+        help="the results folder: it reads models/<model>/metrics.json of every model in params",
     )
     parser.add_argument(
         "--out", type=Path, required=True, help="the JSON to write: {model: {metric: value}}"
@@ -28,7 +27,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
-    summary = {path.parent.name: headline(read_json(path)) for path in args.inputs}
+    summary = {
+        model: headline(read_json(args.results / "models" / model / "metrics.json"))
+        for model in sorted(params["models"])
+    }
     write_json(args.out, summary)
     lines = ["\t".join(("model", *COLUMNS))]
     for model, metrics in summary.items():

@@ -17,7 +17,8 @@ from typing import Any
 from picollm.config import model_config, training_config
 from picollm.errors import ConfigError
 from picollm.stages import train as train_stage
-from picollm.training.runs import point_label, sweep_variant
+from picollm.studies import point_label
+from picollm.training.runs import sweep_variant
 
 RUN_FILES = {
     "weights": "weights.safetensors",

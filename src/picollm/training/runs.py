@@ -9,13 +9,14 @@ and the Snakefile, instead of the one job that trains it after everything else h
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from picollm.config import model_config, schema_problems, training_config
 from picollm.errors import ConfigError
+from picollm.studies import point_changes
 from picollm.training.config import TRAINING_KEYS, TrainConfig
 
 
@@ -30,34 +31,6 @@ class TrainingRun:
     @property
     def is_sweep_variant(self) -> bool:
         return self.label.startswith("sweep.")
-
-
-def point_changes(key: str, point: Any) -> dict[str, Any]:
-    """The keys a sweep point sets: ``{key: point}`` for a plain value, else the mapping."""
-    return dict(point) if isinstance(point, Mapping) else {key: point}
-
-
-def point_label(key: str, points: Sequence[Any], index: int) -> str:
-    """A short name of point ``index`` of study ``key``: the values it gives the keys that
-    differ between the study's points (the study's own key by its value alone, others as
-    ``k=v``), e.g. ``"post, warmup_steps=0"``."""
-    changes = [point_changes(key, p) for p in points]
-    varying = [k for k in dict.fromkeys(k for c in changes for k in c) if _differs(changes, k)]
-    mine = changes[index]
-    parts = [str(mine[k]) if k == key else f"{k}={mine.get(k)}" for k in varying]
-    return ", ".join(parts) or str(points[index])
-
-
-def _differs(changes: Sequence[Mapping[str, Any]], key: str) -> bool:
-    return len({repr(c.get(key)) for c in changes}) > 1
-
-
-def swept_values(sweep: Mapping[str, Any], key: str) -> list[Any]:
-    """Every value the sweep gives ``key``, in its common changes or in any point."""
-    found = [sweep["common"][key]] if key in sweep.get("common", {}) else []
-    for study, points in sweep["values"].items():
-        found += [point_changes(study, p)[key] for p in points if key in point_changes(study, p)]
-    return found
 
 
 def sweep_variant(
