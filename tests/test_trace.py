@@ -28,6 +28,7 @@ from picollm.pipeline.trace import (
     chain,
     check_dvc_lock,
     code_hash,
+    data_notes,
     lineage_records,
     param_differences,
     raw_inputs,
@@ -227,6 +228,26 @@ def test_lineage_records_are_found_in_sidecars_and_lineage_entries_only(tmp_path
         (tmp_path / name).write_text(text)
     found = lineage_records([*files, "absent.json"], tmp_path)
     assert found == [("sidecar.json", record), ("metrics.json", record), ("broken.json", None)]
+
+
+def test_the_data_notes_say_where_tinystories_came_from_and_the_vocabulary(tmp_path):
+    corpus = {
+        "tinystories_source": "excerpt",
+        "sources": {"tinystories": {"splits": {"train": 20, "validation": 2}}},
+    }
+    split = {
+        "vocab": {"name": "compact-4096"},
+        "splits": {"train": {"unknown_token_share": 0.009}, "test": {"unknown_token_share": 0.018}},
+    }
+    (tmp_path / "corpus.json").write_text(json.dumps(corpus))
+    (tmp_path / "split.json").write_text(json.dumps(split))
+    (tmp_path / "other.json").write_text(json.dumps({"vocab": "not a record"}))
+    notes = data_notes(["corpus.json", "split.json", "other.json", "absent.json"], tmp_path)
+    assert notes == [
+        "TinyStories source: excerpt: real TinyStories from the excerpt shipped with picollm "
+        "(the Hub was not used) (20 train, 2 validation stories)",
+        "vocabulary compact-4096; unknown tokens: train 0.9%, test 1.8%",
+    ]
 
 
 def test_param_differences_name_each_differing_leaf():

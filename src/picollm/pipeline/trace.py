@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from picollm.config import ConfigError, load_params, lookup, prune, read_yaml
+from picollm.data.corpus import describe_tinystories
 from picollm.errors import UserError
 from picollm.integrity import rebuild_command, recorded_hashes
 from picollm.pipeline.dag import Job, snakemake_jobs
@@ -73,6 +74,8 @@ class Step:
     lineage: list[Check]
     dvc: Check | None
     """``None`` when there is no ``dvc.lock`` to compare with."""
+    data: list[str] = field(default_factory=list)
+    """What its records say of the data it made: the TinyStories source, the vocabulary."""
 
     @property
     def problems(self) -> list[str]:
@@ -391,7 +394,36 @@ def _step(
             *check_recorded_files(job.output_paths, digests),
         ],
         dvc=None if lock is None else check_dvc_lock(job, lock, digests),
+        data=data_notes(job.output_paths, digests.root),
     )
+
+
+def data_notes(outputs: Iterable[str], root: Path) -> list[str]:
+    """What the JSON records among ``outputs`` say of the data: where a corpus's TinyStories
+    came from (corpus.json: Hub, local files, the shipped excerpt or the story grammar) and a
+    split's vocabulary with its unknown-token shares (split.json)."""
+    notes = []
+    for path in outputs:
+        file = root / path
+        if file.suffix != ".json" or not file.is_file():
+            continue
+        try:
+            record = json.loads(file.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        if not isinstance(record, dict):
+            continue
+        if record.get("tinystories_source"):
+            notes.append(describe_tinystories(record))
+        vocab, splits = record.get("vocab"), record.get("splits")
+        if isinstance(vocab, dict) and isinstance(splits, dict) and "name" in vocab:
+            shares = ", ".join(
+                f"{name} {split['unknown_token_share']:.1%}"
+                for name, split in splits.items()
+                if isinstance(split, dict) and "unknown_token_share" in split
+            )
+            notes.append(f"vocabulary {vocab['name']}; unknown tokens: {shares or 'not recorded'}")
+    return notes
 
 
 def code_hash(files: Hashes) -> str | None:
@@ -449,6 +481,7 @@ def _render_step(step: Step, number: str) -> list[str]:
         *_labelled("outputs", _files(step.outputs)),
     ]
     lineage = [line for c in step.lineage for line in _check_lines(c, f"{c.source}: agrees")]
+    lines += _labelled("data", step.data) if step.data else []
     lines += _labelled("lineage", lineage or ["no record among the outputs"])
     if step.dvc is not None:
         lines += _labelled("dvc", _check_lines(step.dvc, "agrees with dvc.lock"))
