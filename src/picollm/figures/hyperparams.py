@@ -42,19 +42,19 @@ def draw(runs: Sequence[Mapping[str, Any]], target: Path | str, dpi: int = 120) 
         drawn.plot(loss_ax, train, joined=numeric, marker="x", linestyle=":")
         drawn_series += [test, train]
         panels = [loss_ax]
-        if with_speed:
+        if with_speed and _speed_separates(speed):
             speed_ax = axes[1, column]
             panels.append(speed_ax)
             speed_ax.set_ylabel(SPEED)
-            if _speed_separates(speed):
-                drawn.plot(speed_ax, speed, joined=numeric, marker="s", color="tab:green")
-                drawn_series.append(speed)
-            else:
-                why = "one seed: speed noise unknown" if not speed.has_band else "within the bands"
-                speed_ax.text(
-                    0.5, 0.5, f"tokens/s not drawn:\n{why}", ha="center", va="center",
-                    transform=speed_ax.transAxes, fontsize=8,
-                )  # fmt: skip
+            drawn.plot(speed_ax, speed, joined=numeric, marker="s", color="tab:green")
+            drawn_series.append(speed)
+        elif with_speed:
+            why = "one seed: speed noise unknown" if not speed.has_band else "within the bands"
+            axes[1, column].set_axis_off()
+            axes[1, column].text(
+                0.5, 0.5, f"{key}: tokens/s not drawn\n({why})", ha="center", va="center",
+                transform=axes[1, column].transAxes, fontsize=8,
+            )  # fmt: skip
         for ax in panels:
             _value_axis(ax, test.x, numeric)
             ax.grid(alpha=0.3)
