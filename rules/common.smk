@@ -19,6 +19,7 @@ from picollm.pipeline.workflow import (
     split_outputs,
     stage_params,
     train_launcher,
+    train_processes,
     write_params_record,
 )
 from picollm.stages.figure import FIGURES, default_figures
@@ -66,8 +67,7 @@ def figure_output(name):
 
 
 def made_by(path):
-    """The output a rule declares for ``path``: a sweep run's files lie in its key and seed's
-    folder."""
+    """The declared output holding ``path``: a sweep run's files lie in its study/seed folder."""
     match = re.match(rf"({re.escape(RESULTS)}/sweeps/[^/]+/[^/]+/\d+)/\d+/", path)
     return match.group(1) if match else path
 

@@ -1,5 +1,6 @@
-# Training and what reads trained models: one job per model under `models`, one per key of
-# `sweep.values` and seed of `sweep.seeds` (every point of that key in turn), the p sweep, the interpretability study.
+# Training and what reads trained models: one job per model under `models`, one per study of
+# `sweep.values` and seed of `sweep.seeds` (every point of the study in turn), the p sweep, the
+# interpretability study.
 
 RUN_FILES = ("weights.safetensors", "vocab.json", "metrics.json", "run.json", "curve.tsv", "steps.tsv")
 
@@ -16,7 +17,9 @@ rule train:
         launch=lambda wildcards: train_launcher(PARAMS, wildcards.model),
     log:
         f"{RESULTS}/logs/train/{{model}}.log",
-    threads: 1
+    threads: 1  # per training process
+    resources:  # a cluster job holds every process's threads
+        cpus_per_task=lambda wildcards, threads: threads * train_processes(PARAMS, wildcards.model),
     conda:
         CONDA_ENV
     shell:
@@ -50,8 +53,8 @@ rule sample:
     input:
         weights=rules.train.output.weights,
         run=rules.train.output.run,
-        vocab=rules.train.output.vocab,
-        **{f"split_{role}": path for role, path in SPLIT.items()},  # copy rates read the text
+        model_vocab=rules.train.output.vocab,
+        **TRAIN_DATA,  # copy rates compare the samples with the train and test text
         params=params_record("sample-sweep", "sample@{model}", model=None),
         code=code("sample-sweep"),
     output:
@@ -71,7 +74,7 @@ rule sample:
         CONDA_ENV
     shell:
         "picollm sample-sweep --params {params.file:q} --model {wildcards.model:q}"
-        " --weights {input.weights:q} --run-json {input.run:q} --split {input.split_summary:q}"
+        " --weights {input.weights:q} --run-json {input.run:q} --split {input.summary:q}"
         " --samples {output.samples:q} --summary {output.summary:q} --table {output.table:q}"
         " --log-file {log:q}"
 

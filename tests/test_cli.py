@@ -95,11 +95,12 @@ def test_a_bad_params_file_is_in_the_log_too(tmp_path):
     "argv, named",
     [
         (["figure", "overfit_gap", "--results", "{tmp}"],
-         "{tmp}/models/transformer/run.json: no such file or directory"),
+         "{tmp}/samples/kgram.json: no such file or directory"),
         (["figure", "loss_curves", "--results", "{tmp}", "--split", "{tmp}"],
          "{tmp}: is a directory"),
         (["sample-sweep", "--model", "lstm", "--weights", "{tmp}/w.safetensors",
-          "--run-json", "{tmp}/run.json", "--samples", "{tmp}/s.jsonl", "--summary", "{tmp}/s.json",
+          "--run-json", "{tmp}/run.json", "--split", "{tmp}/split.json",
+          "--samples", "{tmp}/s.jsonl", "--summary", "{tmp}/s.json",
           "--table", "{tmp}/s.tsv"], "{tmp}/run.json: no such file or directory"),
     ],
 )  # fmt: skip

@@ -264,6 +264,9 @@ def test_overfit_gap_draws_copy_rates_with_the_test_control(tmp_path):
     train, control = drawn["t_copy_train"], drawn["t_copy_test"]
     assert train.x == (0.0, 0.9) and train.y == pytest.approx((0.55, 0.25))
     assert control.y == pytest.approx((0.045, 0.035)) and control.has_band
+    short = [[{"p": "greedy", "train": None, "test": None}, {"p": 0.9, "train": 0.1, "test": None}]]
+    drawn = by_id(overfit_gap.draw({"t": curve()}, tmp_path / "g.png", 40, copy_rates={"t": short}))
+    assert drawn["t_copy_train"].x == (0.9,) and "t_copy_test" not in drawn  # None: no n-gram
 
 
 def position_record(losses, stops_at=None):

@@ -79,7 +79,18 @@ FULL = complete(
             "lstm": {"type": "lstm", "embed_size": 8},
             "transformer": {"type": "transformer", "d_model": 16, "n_heads": 2},
         },
-        "sweep": {"model": "transformer", "values": {"d_model": [8], "attention": ["linear"]}},
+        "sweep": {
+            "model": "transformer",
+            "seeds": [1],
+            "common": {},
+            "values": {  # every study the shipped dvc.yaml draws, one point each
+                "d_model": [8],
+                "data_fraction": [0.5],
+                "position": ["nope"],
+                "attention": ["linear"],
+                "norm_warmup": [{"norm": "post", "warmup_steps": 0}],
+            },
+        },
         "interpretability": {
             "model": "transformer",
             "prompt": "0 1 2 3",
@@ -95,7 +106,7 @@ FULL = complete(
 """A tiny run of every stage and figure, with every key dvc.yaml reads."""
 FIGURES = [
     "overfit_gap", "loss_curves", "diversity_vs_p", "attention_scaling", "hyperparams",
-    "attention_quality", "attention_maps", "sae_features",
+    "attention_quality", "length_generalization", "norm_warmup", "attention_maps", "sae_features",
 ]  # fmt: skip
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("pipeline")]
@@ -205,7 +216,7 @@ def test_editing_any_module_a_stage_runs_reruns_it(built, tmp_path):
     run(project, "dvc", "commit", "--force")
     (project / "src/picollm/training/history.py").write_text(trainer.read_text() + "# again\n")
     status = run(project, "dvc", "status").stdout
-    assert "train@lstm:" in status and "sweep@d_model:" in status
+    assert "train@lstm:" in status and "sweep@d_model-1:" in status
     assert "tokenize:" not in status and "figure@" not in status  # theirs did not change
 
 

@@ -384,7 +384,7 @@ def test_trace_of_a_dvc_built_figure_agrees_until_a_raw_input_changes(tmp_path):
         "tokenize",
         "split",
         "train (model=lstm)",
-        "sweep (key=d_model)",
+        "sweep (key=d_model, seed=1)",
         "figure (name=overfit_gap)",
     ):
         assert f"] {rule}" in result.stdout

@@ -39,7 +39,8 @@ def draw(
     plots the final gap against parameters (series ``gap_vs_parameters``) and training tokens
     (``gap_vs_tokens``), each titled with whether the gap moves as overfitting predicts.
     ``copy_rates[model]`` holds per seed the rows ``{"p", "train", "test"}`` of
-    ``memorisation.copy_rates`` for each nucleus mass p (``"greedy"`` drawn at 0): a last panel
+    ``memorisation.copy_rates`` for each nucleus mass p (``"greedy"`` drawn at 0; a rate of None,
+    samples too short to hold one n-gram, is left out): a last panel
     plots them, series ``<model>_copy_train`` and ``<model>_copy_test`` (the control).
     ``data`` names what the models read (corpus and vocabulary), for the title.
     Returns the series drawn: ``<model>_train``, ``<model>_test``, the ladders, the copy rates.
@@ -191,8 +192,11 @@ def _copy_panel(
             for rows in seeds:
                 for row in rows:
                     p = 0.0 if row["p"] == "greedy" else float(row["p"])
-                    values.setdefault(p, []).append(row[reference])
+                    if row[reference] is not None:  # None: samples too short for one n-gram
+                        values.setdefault(p, []).append(row[reference])
             xs = sorted(values)
+            if not xs:
+                continue
             label = f"{model} ({'train' if reference == 'train' else 'test: control'})"
             rate = Series.over_seeds(
                 f"{model}_copy_{reference}", label, "nucleus mass p (0 = greedy)",

@@ -150,12 +150,17 @@ def split_outputs(directory: str) -> dict[str, str]:
     }
 
 
-def train_launcher(params: Mapping[str, Any], model: str) -> str:
-    """What starts ``picollm train`` for ``model``: itself, or torchrun starting
-    ``training.processes`` data-parallel copies of it (an integer the schema checked)."""
+def train_processes(params: Mapping[str, Any], model: str) -> int:
+    """``training.processes`` of ``model``: how many data-parallel copies its training runs."""
     from picollm.config import training_config
 
-    processes = int(training_config(params, model).get("processes", 1))
+    return int(training_config(params, model).get("processes", 1))
+
+
+def train_launcher(params: Mapping[str, Any], model: str) -> str:
+    """What starts ``picollm train`` for ``model``: itself, or torchrun starting
+    ``train_processes`` data-parallel copies of it (an integer the schema checked)."""
+    processes = train_processes(params, model)
     if processes == 1:
         return "picollm"
     return f"torchrun --standalone --nproc_per_node {processes} -m picollm"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +82,10 @@ def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
             {
                 "p": p,
                 **diversity_summary(generation.tokens, generation.logprobs),
-                "copy_rate": {**copy_rates(continuations, trained_on, test), "n": DEFAULT_N},
+                "copy_rate": {
+                    **_defined(copy_rates(continuations, trained_on, test)),
+                    "n": DEFAULT_N,
+                },
             }
         )
         for index, (tokens, logprobs) in enumerate(
@@ -135,6 +139,11 @@ def _write_table(records: list[dict[str, Any]], per_prompt: int, target: Path) -
     ]
     with atomic_path(target) as tmp:
         pd.DataFrame(rows).to_csv(tmp, sep="\t", index=False)
+
+
+def _defined(rates: dict[str, float]) -> dict[str, float | None]:
+    """The rates with NaN (no sample long enough to hold one n-gram) as None, for JSON."""
+    return {name: None if math.isnan(rate) else rate for name, rate in rates.items()}
 
 
 def _copy_references(split: Path, data_fraction: float) -> tuple[np.ndarray, np.ndarray]:
