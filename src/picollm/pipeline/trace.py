@@ -196,17 +196,27 @@ def raw_inputs(steps: Sequence[Job]) -> list[str]:
 # -- comparing with stored records ---------------------------------------------------------
 
 
-def lineage_records(outputs: Iterable[str], root: Path) -> list[tuple[str, Any]]:
-    """``(path, record)`` for each JSON output holding a lineage record: the whole file (a
-    figure's sidecar) or its ``lineage`` entry. A record is ``None`` if the file is not JSON."""
+def json_outputs(outputs: Iterable[str], root: Path) -> list[tuple[str, Any]]:
+    """``(path, data)`` for each existing ``.json`` output: its parsed content, or ``None`` if
+    the file is not JSON."""
     found = []
     for path in outputs:
         file = root / path
         if file.suffix != ".json" or not file.is_file():
             continue
         try:
-            data = json.loads(file.read_text(encoding="utf-8"))
+            found.append((path, json.loads(file.read_text(encoding="utf-8"))))
         except (UnicodeDecodeError, json.JSONDecodeError):
+            found.append((path, None))
+    return found
+
+
+def lineage_records(outputs: Iterable[str], root: Path) -> list[tuple[str, Any]]:
+    """``(path, record)`` for each JSON output holding a lineage record: the whole file (a
+    figure's sidecar) or its ``lineage`` entry. A record is ``None`` if the file is not JSON."""
+    found = []
+    for path, data in json_outputs(outputs, root):
+        if data is None:
             found.append((path, None))
             continue
         record = data.get("lineage", data) if isinstance(data, dict) else None
@@ -403,14 +413,7 @@ def data_notes(outputs: Iterable[str], root: Path) -> list[str]:
     came from (corpus.json: Hub, local files, the shipped excerpt or the story grammar) and a
     split's vocabulary with its unknown-token shares (split.json)."""
     notes = []
-    for path in outputs:
-        file = root / path
-        if file.suffix != ".json" or not file.is_file():
-            continue
-        try:
-            record = json.loads(file.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            continue
+    for _, record in json_outputs(outputs, root):
         if not isinstance(record, dict):
             continue
         if record.get("tinystories_source"):

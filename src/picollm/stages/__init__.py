@@ -118,8 +118,14 @@ STAGES: dict[str, Stage] = {
             "figure",
             "figure",
             "draw a figure from result files (with a JSON lineage sidecar)",
-            ("figures", "models", "sweep.model", "sweep.seeds", "sweep.values",
-             "interpretability.model"),  # fmt: skip
+            (
+                "figures",
+                "models",
+                "sweep.model",
+                "sweep.seeds",
+                "sweep.values",
+                "interpretability.model",
+            ),
         ),
         Stage(
             "metrics",
