@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.picollm-installed
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: figures test lint dvc-yaml benchmarks setup clean
+.PHONY: figures test lint benchmarks setup clean
 
 figures: $(STAMP)  ## run the pipeline on params.yaml and draw every default figure
 	$(BIN)/snakemake --cores $(CORES)
@@ -19,9 +19,6 @@ test: $(STAMP)  ## run the test suite
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/snakemake --lint
-
-dvc-yaml: $(STAMP)  ## regenerate dvc.yaml from the Snakefile
-	$(BIN)/picollm dvc-yaml
 
 benchmarks: $(STAMP)
 	for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done

@@ -1,29 +1,32 @@
 # picollm: the pipeline's DAG. Rules only wire files, params and logs; every rule runs one
-# `picollm <stage>` command, which does the work. `picollm dvc-yaml` derives dvc.yaml from here.
+# `picollm <stage>` command, which does the work. dvc.yaml lists the same stages for DVC.
 
 from snakemake.utils import min_version
 
 min_version("9.0")
 
 
-configfile: "params.yaml"  # validated by rules/common.smk: the project's checks, one line each
+include: "rules/common.smk"  # first: refuses --config, reads and checks the params file
 
 
 report: "workflow/report/workflow.rst"
 
 
-include: "rules/common.smk"
+wildcard_constraints:
+    model="|".join(re.escape(model) for model in MODELS),
+    key="|".join(re.escape(key) for key in SWEEP["values"]) or "(?!)",
+    name="|".join(FIGURES),
+    seed=r"\d+",
+
+
 include: "rules/data.smk"
-include: "rules/train.smk"
-include: "rules/sweep.smk"
-include: "rules/sample.smk"
-include: "rules/attention.smk"
-include: "rules/interpret.smk"
+include: "rules/models.smk"
+include: "rules/studies.smk"
 include: "rules/figures.smk"
 
 
 rule all:
     default_target: True
     input:
-        FIGURES,
-        "results/metrics.tsv",
+        [figure_output(name) for name in default_figures(PARAMS)],
+        f"{RESULTS}/metrics.json",

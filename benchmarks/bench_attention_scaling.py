@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from picollm.models.linear_attention.benchmark import METHODS, scaling_points
+from picollm.attention_scaling import METHODS, scaling_points
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LENGTHS = (512, 1024, 2048, 4096, 8192, 16384)

@@ -3,7 +3,7 @@
 
 rule three_seqs:
     input:
-        code=stage_code("three-seqs"),
+        code=code("three-seqs"),
     output:
         text=THREE_SEQS_TEXT,
     log:
@@ -17,15 +17,16 @@ rule three_seqs:
 rule tokenize:
     input:
         sources=corpus_inputs(PARAMS),
-        code=stage_code("tokenize"),
+        three_seqs=THREE_SEQS_TEXT,  # always: dvc.yaml cannot make a dependency conditional
+        params=params_record("tokenize", "tokenize"),
+        code=code("tokenize"),
     output:
-        corpus="data/processed/corpus.parquet",
-        metadata="data/processed/corpus.json",
+        corpus=f"{PROCESSED}/corpus.parquet",
+        metadata=f"{PROCESSED}/corpus.json",
     params:
         file=PARAMS_FILE,
-        **declared("tokenize"),
     log:
-        "results/logs/data/tokenize.log",
+        f"{RESULTS}/logs/data/tokenize.log",
     threads: 4  # tokeniser processes; fewer when --cores or the machine allows fewer
     conda:
         CONDA_ENV
@@ -38,14 +39,14 @@ rule split:
     input:
         corpus=rules.tokenize.output.corpus,
         metadata=rules.tokenize.output.metadata,  # records the corpus's sha256, checked first
-        code=stage_code("split"),
+        params=params_record("split", "split"),
+        code=code("split"),
     output:
-        **SPLIT_OUTPUTS,
+        **SPLIT,
     params:
         file=PARAMS_FILE,
-        **declared("split"),
     log:
-        "results/logs/data/split.log",
+        f"{RESULTS}/logs/data/split.log",
     conda:
         CONDA_ENV
     shell:

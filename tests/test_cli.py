@@ -34,8 +34,7 @@ import logging, sys
 from pathlib import Path
 from picollm.cli import main
 from picollm.errors import UserError
-from picollm.stages import Stage, STAGE_MODULES
-import picollm.stages as stages
+from picollm.stages import Stage, STAGES
 
 def run(args, params):
     print("started", flush=True)
@@ -48,11 +47,8 @@ def run(args, params):
 def configure(parser):
     parser.add_argument("--fail", help="how to fail")
 
-stage = Stage(name="fake", help="a stage for tests", param_keys=(), configure=configure, run=run)
-STAGE_MODULES["fake"] = "fake"
-stages.load_stage = lambda name, real=stages.load_stage: stage if name == "fake" else real(name)
-import picollm.cli
-picollm.cli.load_stage = stages.load_stage
+sys.modules["picollm.stages.fake"] = sys.modules[__name__]
+STAGES["fake"] = Stage("fake", "fake", "a stage for tests")
 sys.exit(main(["fake", *sys.argv[1:]]))
 """
 
@@ -98,12 +94,13 @@ def test_a_bad_params_file_is_in_the_log_too(tmp_path):
 @pytest.mark.parametrize(
     "argv, named",
     [
-        (["figure", "overfit_gap", "--inputs", "{tmp}/lstm/curve.tsv"],
-         "{tmp}/lstm/curve.tsv: no such file or directory"),
-        (["figure", "loss_curves", "--inputs", "{tmp}/c.tsv", "--split", "{tmp}"],
+        (["figure", "overfit_gap", "--results", "{tmp}"],
+         "{tmp}/samples/kgram.json: no such file or directory"),
+        (["figure", "loss_curves", "--results", "{tmp}", "--split", "{tmp}"],
          "{tmp}: is a directory"),
         (["sample-sweep", "--model", "lstm", "--weights", "{tmp}/w.safetensors",
-          "--run-json", "{tmp}/run.json", "--samples", "{tmp}/s.jsonl", "--summary", "{tmp}/s.json",
+          "--run-json", "{tmp}/run.json", "--split", "{tmp}/split.json",
+          "--samples", "{tmp}/s.jsonl", "--summary", "{tmp}/s.json",
           "--table", "{tmp}/s.tsv"], "{tmp}/run.json: no such file or directory"),
     ],
 )  # fmt: skip
@@ -137,23 +134,29 @@ def test_no_training_option_is_taken_by_torchrun(command):
     assert {option: hits for option, hits in taken.items() if hits} == {}
 
 
-def test_the_metrics_table_has_a_row_per_model(tmp_path, capsys):
+def test_the_metrics_summary_has_an_entry_and_a_row_per_model(tmp_path, capsys):
     import json
 
     from picollm.cli import main
 
-    inputs = []
     for model, loss in (("lstm", 2.5), ("transformer", 1.25)):
-        path = tmp_path / model / "metrics.json"
-        path.parent.mkdir()
+        path = tmp_path / "models" / model / "metrics.json"
+        path.parent.mkdir(parents=True)
         headline = {"train_loss": loss, "test_loss": loss + 0.5, "gap": 0.5,
                     "tokens_per_s": 12345.6, "parameters": 1000}  # fmt: skip
         path.write_text(json.dumps(headline))
-        inputs.append(str(path))
-    out = tmp_path / "metrics.tsv"
-    params = ["--params", str(ROOT / "params.yaml")]
-    assert main(["metrics-table", "--inputs", *inputs, "--out", str(out), *params]) == 0
-    assert out.read_text().splitlines() == [
+    out, table = tmp_path / "metrics.json", tmp_path / "metrics.tsv"
+    (tmp_path / "params.yaml").write_text(
+        "models: {lstm: {type: lstm}, transformer: {type: transformer}}\n"
+    )
+    params = ["--params", str(tmp_path / "params.yaml")]
+    command = ["metrics", "--results", str(tmp_path), "--out", str(out), "--table", str(table)]
+    assert main([*command, *params]) == 0
+    summary = json.loads(out.read_text())
+    assert list(summary) == ["lstm", "transformer"]
+    assert summary["lstm"] == {"train_loss": 2.5, "test_loss": 3.0, "gap": 0.5,
+                               "tokens_per_s": 12345.6, "parameters": 1000}  # fmt: skip
+    assert table.read_text().splitlines() == [
         "model\ttrain_loss\ttest_loss\tgap\ttokens_per_s\tparameters",
         "lstm\t2.5000\t3.0000\t0.5000\t12346\t1000",
         "transformer\t1.2500\t1.7500\t0.5000\t12346\t1000",

@@ -163,7 +163,6 @@ def test_schema_defaults_match_the_library_defaults():
     ("sweep", "words"),
     [
         ({"model": "absent", "values": {"d_model": [32]}}, ["sweep.model", "'absent'", "lstm"]),
-        ({"model": "lstm", "values": {"data_fraction": [0]}}, ["data_fraction", "(0, 1]"]),
         ({"model": "lstm", "values": {"Bad.Key": [1]}}, ["sweep.values", "'Bad.Key'", "pattern"]),
         ({"model": "t", "values": {"attention": ["gla"]}}, ["attention", "['gla']", "models.t"]),
     ],

@@ -84,7 +84,9 @@ def test_overfit_gap_returns_curves_with_bands_and_marks_early_stopping(tmp_path
     assert overfit_gap.early_stopping_step(drawn["kgram_test"]) == 20
 
 
-def run_record(key, value, parameters, tokens, gap, seed=0):
+def run_record(key, value, parameters, tokens, gap, seed=0, index=None):
+    """A sweep run.json of point ``value`` of study ``key`` (its index: the value's rank in
+    the study unless given)."""
     return {
         "model": "t",
         "architecture": {"d_model": 32},
@@ -97,21 +99,31 @@ def run_record(key, value, parameters, tokens, gap, seed=0):
             "train_loss": 3.0,
             "tokens_per_s": 1000.0,
         },
-        **({"sweep": {"key": key, "value": value}} if key else {}),
+        "sweep": {
+            "model": "t",
+            "key": key,
+            "index": index if index is not None else value,
+            "point": value,
+            "label": str(value),
+            "seed": seed,
+        },
     }
 
 
 def test_overfit_gap_ladders_are_seed_means_with_verdicts(tmp_path):
-    base = run_record(None, None, 2000, 1000, 0.1)
-    base["data_fraction"] = 1.0
     runs = [
         run_record("d_model", 64, 8000, 1000, gap, seed)
         for seed, gap in enumerate([0.3, 0.32, 0.28])
     ] + [
+        run_record("d_model", 32, 2000, 1000, 0.1),
         run_record("data_fraction", 0.25, 2000, 250, 0.5),
         run_record("data_fraction", 0.5, 2000, 500, 0.2),
+        run_record("data_fraction", 1.0, 2000, 1000, 0.1),
+        run_record("position", "rope", 2000, 1000, 0.1, index=0),  # not a ladder
+        run_record("learning_rate", 0.1, 2000, 1000, 0.1),  # a training key: not a ladder
     ]
-    drawn = by_id(overfit_gap.draw({"t": curve()}, tmp_path / "f.png", 40, base=base, runs=runs))
+    drawn = by_id(overfit_gap.draw({"t": curve()}, tmp_path / "f.png", 40, runs=runs))
+    assert set(drawn) == {"t_train", "t_test", "gap_vs_parameters", "gap_vs_tokens"}
     params, tokens = drawn["gap_vs_parameters"], drawn["gap_vs_tokens"]
     assert params.x == (2000, 8000) and params.y == pytest.approx((0.1, 0.3))
     assert params.low[0] is None and params.low[1] is not None
@@ -168,19 +180,19 @@ def test_attention_scaling_returns_each_method_and_measure(tmp_path):
 
 
 def test_hyperparams_draws_categorical_keys_as_unjoined_points(tmp_path, monkeypatch):
-    base = run_record(None, None, 2000, 1000, 0.1)
-    base["architecture"]["position"] = "learned"
     runs = [
-        run_record("position", "rope", 2000, 1000, 0.05),
+        run_record("position", "rope", 2000, 1000, 0.05, index=1),
+        run_record("position", "learned", 2000, 1000, 0.1, index=0),
         run_record("d_model", 64, 8000, 1000, 0.2),
+        run_record("d_model", 32, 2000, 1000, 0.1),
     ]
     figures = []
     original = hyperparams.save
     monkeypatch.setattr(
         hyperparams, "save", lambda fig, *a: (figures.append(fig), original(fig, *a))
     )
-    drawn = by_id(hyperparams.draw(base, runs, tmp_path / "h.png", dpi=40))
-    assert drawn["position_test_loss"].x == ("learned", "rope")
+    drawn = by_id(hyperparams.draw(runs, tmp_path / "h.png", dpi=40))
+    assert drawn["position_test_loss"].x == ("learned", "rope")  # in the order of the points
     assert drawn["d_model_test_loss"].x == (32, 64)
     assert "position_tokens_per_s" not in drawn  # one seed: speed noise unknown
     position_column = figures[0].axes[0]  # keys in run order: position first
@@ -195,36 +207,51 @@ def test_hyperparams_draws_categorical_keys_as_unjoined_points(tmp_path, monkeyp
 
 
 def test_hyperparams_draws_tokens_per_s_where_seeds_separate_it(tmp_path):
-    base = run_record(None, None, 2000, 1000, 0.1)
     runs = []
-    for seed, speed in enumerate([100.0, 101.0, 99.0]):
-        record = run_record("d_model", 64, 8000, 1000, 0.2, seed)
-        record["final"]["tokens_per_s"] = speed
-        runs.append(record)
-    for seed, speed in enumerate([1000.0, 1001.0]):
-        record = run_record(None, None, 2000, 1000, 0.1, seed)
-        record["final"]["tokens_per_s"] = speed
-        record["sweep"] = {"key": "d_model", "value": 32}
-        runs.append(record)
-    drawn = by_id(hyperparams.draw(base, runs, tmp_path / "h.png", dpi=40))
+    for value, speeds in ((64, [100.0, 101.0, 99.0]), (32, [1000.0, 1001.0])):
+        for seed, speed in enumerate(speeds):
+            record = run_record("d_model", value, 8000, 1000, 0.2, seed)
+            record["final"]["tokens_per_s"] = speed
+            runs.append(record)
+    drawn = by_id(hyperparams.draw(runs, tmp_path / "h.png", dpi=40))
     assert drawn["d_model_tokens_per_s"].has_band
 
 
 def test_figure_stage_writes_the_series_into_the_sidecar(tmp_path):
     from picollm.stages import figure
 
-    model_dir = tmp_path / "lstm"
-    model_dir.mkdir()
-    curve().to_csv(model_dir / "curve.tsv", sep="\t", index=False)
+    results = tmp_path / "results"
+    (results / "models" / "lstm").mkdir(parents=True)
+    (results / "samples").mkdir()
+    curve().to_csv(results / "models" / "lstm" / "curve.tsv", sep="\t", index=False)
+    rows = [{"p": p, "copy_rate": {"train": 0.5, "test": 0.1, "n": 8}} for p in ("greedy", 0.9)]
+    (results / "samples" / "lstm.json").write_text(json.dumps({"model": "lstm", "by_p": rows}))
+    corpus = {"tinystories_source": "excerpt"}
+    (tmp_path / "corpus.json").write_text(json.dumps(corpus))
+    split = {"corpus": str(tmp_path / "corpus.parquet"), "sources": ["tinystories"]}
+    split["vocab"] = {"name": "compact-64"}
+    (tmp_path / "split.json").write_text(json.dumps(split))
     args = argparse.Namespace(
-        kind="overfit_gap", inputs=[model_dir / "curve.tsv"], split=None, sweep=[],
+        kind="overfit_gap", results=results, split=tmp_path / "split.json",
         out=tmp_path / "f.png", lineage=tmp_path / "f.json",
     )  # fmt: skip
-    figure.run(args, {"figures": {"dpi": 40}})
+    params = {
+        "figures": {"dpi": 40},
+        "models": {"lstm": {"type": "lstm"}},
+        "sweep": {"model": None, "seeds": [1], "values": {}},
+    }
+    figure.run(args, params)
     sidecar = json.loads((tmp_path / "f.json").read_text())
-    assert [s["id"] for s in sidecar["data"]] == ["lstm_train", "lstm_test"]
+    assert str(results / "models" / "lstm" / "curve.tsv") in sidecar["inputs"]
+    assert [s["id"] for s in sidecar["data"]] == [
+        "lstm_train", "lstm_test", "lstm_copy_train", "lstm_copy_test"
+    ]  # fmt: skip
     assert sidecar["data"][1]["y"] == [5.1, 4.0, 3.5, 3.8]
+    assert sidecar["data"][2]["x"] == [0.0, 0.9] and sidecar["data"][2]["y"] == [0.5, 0.5]
     assert list(sidecar["data"][0]) == KEYS
+    assert figure.data_note(tmp_path / "split.json") == (
+        "TinyStories (excerpt), vocabulary compact-64"
+    )
     assert sidecar["separations"] == []
 
 
@@ -237,6 +264,9 @@ def test_overfit_gap_draws_copy_rates_with_the_test_control(tmp_path):
     train, control = drawn["t_copy_train"], drawn["t_copy_test"]
     assert train.x == (0.0, 0.9) and train.y == pytest.approx((0.55, 0.25))
     assert control.y == pytest.approx((0.045, 0.035)) and control.has_band
+    short = [[{"p": "greedy", "train": None, "test": None}, {"p": 0.9, "train": 0.1, "test": None}]]
+    drawn = by_id(overfit_gap.draw({"t": curve()}, tmp_path / "g.png", 40, copy_rates={"t": short}))
+    assert drawn["t_copy_train"].x == (0.9,) and "t_copy_test" not in drawn  # None: no n-gram
 
 
 def position_record(losses, stops_at=None):
@@ -284,4 +314,45 @@ def test_norm_warmup_draws_four_variants_and_init_gradients(tmp_path):
     verdicts = norm_warmup.final_verdicts(
         [drawn["pre, warm-up_test"], drawn["post, no warm-up_test"]]
     )
-    assert verdicts == ["final losses beyond their bands: pre, warm-up vs post, no warm-up"]
+    assert verdicts == [
+        "final losses apart beyond their bands:",
+        "pre, warm-up vs post, no warm-up",
+    ]
+
+
+def test_the_figure_table_says_what_each_figure_reads_and_when_it_is_drawn():
+    from picollm.config import validate_params
+    from picollm.stages.figure import FIGURES, default_figures
+
+    params = validate_params({"models": {"lstm": {"type": "lstm"}}})
+    assert default_figures(params) == [
+        "overfit_gap", "loss_curves", "diversity_vs_p", "attention_scaling"
+    ]  # fmt: skip
+    assert FIGURES["overfit_gap"].inputs(params, "r", "s.json") == {
+        "curves": ["r/models/lstm/curve.tsv"], "runs": [], "samples": ["r/samples/lstm.json"],
+        "split": ["s.json"],
+    }  # fmt: skip
+    params["models"]["t"] = {"type": "transformer", "d_model": 16, "n_heads": 2}
+    params["sweep"] = {
+        "model": "t",
+        "seeds": [4, 5],
+        "values": {
+            "d_model": [{"d_model": 8, "data_fraction": 0.5}],
+            "attention": ["gla", "linear"],
+            "position": ["rope", "nope"],
+            "norm_warmup": [{"norm": "post"}],
+            "learning_rate": [0.01],
+        },
+    }
+    params["interpretability"]["model"] = "t"
+    assert default_figures(params) == list(FIGURES)
+    study = FIGURES["attention_quality"].inputs(params, "r", "s.json")
+    assert study["runs"] == [
+        f"r/sweeps/t/attention/{seed}/{index}/run.json" for seed in (4, 5) for index in (0, 1)
+    ]
+    assert study["curves"] == [run.replace("run.json", "curve.tsv") for run in study["runs"]]
+    ladders = FIGURES["overfit_gap"].inputs(params, "r", "s.json")["runs"]
+    assert ladders == ["r/sweeps/t/d_model/4/0/run.json", "r/sweeps/t/d_model/5/0/run.json"]
+    assert FIGURES["sae_features"].inputs(params, "r", "s.json") == {
+        "records": ["r/interpret/t/features.json"]
+    }  # fmt: skip

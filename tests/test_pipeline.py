@@ -8,6 +8,8 @@ two CI cores with each other.
 from __future__ import annotations
 
 import copy
+import csv
+import io
 import json
 import os
 import shutil
@@ -20,7 +22,20 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-COPIED = ["Snakefile", "rules", "workflow", "profiles", ".dvc/config", ".dvcignore", ".gitignore"]
+COPIED = [
+    "Snakefile",
+    "rules",
+    "workflow",
+    "profiles",
+    "src",
+    "dvc.yaml",
+    ".dvc/config",
+    ".dvcignore",
+    ".gitignore",
+    "data/raw/.gitkeep",
+    "data/processed/.gitkeep",
+    "results/.gitkeep",
+]
 
 TINY = {
     "data": {"block_size": 16, "input_files": ["data/raw/3seqs.txt"]},
@@ -43,6 +58,57 @@ TINY = {
     "figures": {"dpi": 50},
 }
 
+
+def complete(params: dict) -> dict:
+    """``params`` over the shipped params.yaml (``models`` and ``sweep`` replaced whole), so that
+    every key dvc.yaml lists is there, as it is in a real project."""
+    full = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for section, value in params.items():
+        if section in ("models", "sweep") or not isinstance(value, dict):
+            full[section] = copy.deepcopy(value)
+        else:
+            full[section] = {**full[section], **copy.deepcopy(value)}
+    return full
+
+
+FULL = complete(
+    {
+        **TINY,
+        "data": {**TINY["data"], "tinystories_weight": 0.0},
+        "models": {
+            "lstm": {"type": "lstm", "embed_size": 8},
+            "transformer": {"type": "transformer", "d_model": 16, "n_heads": 2},
+        },
+        "sweep": {
+            "model": "transformer",
+            "seeds": [1],
+            "common": {},
+            "values": {  # every study the shipped dvc.yaml draws, one point each
+                "d_model": [8],
+                "data_fraction": [0.5],
+                "position": ["nope"],
+                "attention": ["linear"],
+                "norm_warmup": [{"norm": "post", "warmup_steps": 0}],
+            },
+        },
+        "interpretability": {
+            "model": "transformer",
+            "prompt": "0 1 2 3",
+            "tokens": 512,
+            "expansion": 2,
+            "steps": 30,
+            "batch_size": 64,
+            "features_shown": 3,
+            "examples_per_feature": 2,
+        },
+    }
+)
+"""A tiny run of every stage and figure, with every key dvc.yaml reads."""
+FIGURES = [
+    "overfit_gap", "loss_curves", "diversity_vs_p", "attention_scaling", "hyperparams",
+    "attention_quality", "length_generalization", "norm_warmup", "attention_maps", "sae_features",
+]  # fmt: skip
+
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("pipeline")]
 
 
@@ -64,28 +130,38 @@ def make_project(tmp_path: Path, params: dict) -> Path:
         if source.is_symlink():
             target.symlink_to(os.readlink(source))
         elif source.is_dir():
-            shutil.copytree(source, target)
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(source, target)
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return project
 
 
-def planned_rules(project: Path, *target: str) -> list[str]:
-    """The rules a dry run would execute (empty when there is nothing to do)."""
+def planned(project: Path, *target: str) -> dict[str, int]:
+    """Jobs per rule that a dry run would execute (empty when there is nothing to do)."""
     out = run(project, "snakemake", "-n", "--quiet", "rules", *target).stdout
-    rules = set()
+    jobs = {}
     for line in out.splitlines():
         fields = line.split()
         if len(fields) == 2 and fields[1].isdigit() and fields[0] not in ("job", "total", "all"):
-            rules.add(fields[0])
-    return sorted(rules)
+            jobs[fields[0]] = int(fields[1])
+    return jobs
+
+
+def planned_rules(project: Path, *target: str) -> list[str]:
+    """The rules a dry run would execute (empty when there is nothing to do)."""
+    return sorted(planned(project, *target))
+
+
+def commit(project: Path, message: str) -> None:
+    run(project, "git", "add", "-A")
+    run(project, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", message)
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> Path:
     """A project whose default target Snakemake has built once."""
-    project = make_project(tmp_path_factory.mktemp("snakemake"), TINY)
+    project = make_project(tmp_path_factory.mktemp("snakemake"), FULL)
     run(project, "snakemake")
     return project
 
@@ -94,7 +170,7 @@ def test_snakemake_builds_the_figure_with_lineage(built):
     figure = built / "results/figures/overfit_gap.png"
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     lineage = json.loads(figure.with_suffix(".json").read_text())
-    assert lineage["params"] == {"figures": {"dpi": 50}}
+    assert lineage["params"]["figures"] == {"dpi": 50}
     assert "results/models/lstm/curve.tsv" in lineage["inputs"]
     assert lineage["code"]["version"]
     metrics = json.loads((built / "results/models/lstm/metrics.json").read_text())
@@ -122,12 +198,26 @@ def test_a_figure_param_reruns_only_the_figure(built, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(built, copy, symlinks=True)
     (copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    assert planned_rules(copy) == [
-        "attention_scaling",
-        "diversity_vs_p",
-        "loss_curves",
-        "overfit_gap",
-    ]
+    assert planned(copy) == {"figure": len(FIGURES)}
+
+
+def test_editing_any_module_a_stage_runs_reruns_it(built, tmp_path):
+    """Code is declared by folder: a module of the trainer reruns training and all after it;
+    a figure module reruns only the figures."""
+    project = tmp_path / "copy"
+    shutil.copytree(built, project, symlinks=True)
+    trainer = project / "src/picollm/training/history.py"
+    trainer.write_text(trainer.read_text() + "\n# edited\n")
+    assert {"train", "sweep", "sample", "interpret", "figure", "metrics"} <= set(
+        planned_rules(project)
+    )
+    assert "tokenize" not in planned_rules(project)
+    run(project, "git", "init", "-q")
+    run(project, "dvc", "commit", "--force")
+    (project / "src/picollm/training/history.py").write_text(trainer.read_text() + "# again\n")
+    status = run(project, "dvc", "status").stdout
+    assert "train@lstm:" in status and "sweep@d_model-1:" in status
+    assert "tokenize:" not in status and "figure@" not in status  # theirs did not change
 
 
 def test_snakemake_lint_is_clean():
@@ -135,33 +225,75 @@ def test_snakemake_lint_is_clean():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_dvc_yaml_is_derived_from_the_snakefile():
-    result = run(ROOT, "picollm", "dvc-yaml", "--check", check=False)
-    assert result.returncode == 0, result.stderr
-
-
-def test_dvc_repro_does_the_same_work_and_snakemake_agrees(tmp_path):
+def test_snakemake_refuses_config_overrides_with_the_projects_message(tmp_path):
     project = make_project(tmp_path, TINY)
-    run(project, "git", "init", "-q")
-    run(project, "picollm", "dvc-yaml")
-    run(project, "git", "add", "-A")
-    run(project, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    for value in ('training={"learning_rate":0.001}', "figures={dpi: 60}", 'sampling={"top_p": [0.5]}',
+                  "seed=1"):  # fmt: skip
+        result = run(project, "snakemake", "-n", "--config", value, check=False)
+        output = result.stdout + result.stderr
+        assert result.returncode != 0
+        assert "--config overrides are not seen by the picollm stages" in output, output
+        assert "is not of type" not in output
+
+
+def test_another_params_file_writes_its_own_results(built, tmp_path):
+    """`--configfile other.yaml` plans results/other/ and data/processed/other/, never the
+    default run's results."""
+    project = tmp_path / "copy"
+    shutil.copytree(built, project, symlinks=True)
+    (project / "other.yaml").write_text(yaml.safe_dump(TINY, sort_keys=False))
+    plan = run(project, "snakemake", "-n", "-p", "--configfile", "other.yaml").stdout
+    assert "results/other/models/lstm/weights.safetensors" in plan
+    assert "data/processed/other/split/split.json" in plan
+    assert " results/models/" not in plan and " data/processed/split/" not in plan
+    assert planned_rules(project) == []  # the default run is untouched
+
+
+def test_dvc_repro_experiments_and_snakemake_agree(tmp_path):
+    """`dvc repro` builds what `snakemake` does; Snakemake then has nothing to do, also after
+    `dvc exp run -S`; `dvc exp show` and `dvc metrics diff` read the metrics git keeps."""
+    project = make_project(tmp_path, FULL)
+    run(project, "git", "init", "-q", "-b", "main")
+    commit(project, "init")
     run(project, "dvc", "repro")
-    assert (project / "results/figures/overfit_gap.png").exists()
+    for name in FIGURES:
+        assert (project / f"results/figures/{name}.png").exists()
     assert planned_rules(project) == []
-    shown = json.loads(run(project, "dvc", "exp", "show", "--json").stdout)
-    assert "test_loss" in json.dumps(shown)
     assert run(project, "dvc", "status").stdout.strip().endswith("up to date.")
+    commit(project, "results")
+    assert "results/metrics.json" in run(project, "git", "ls-files", "results").stdout
+
+    run(project, "dvc", "exp", "run", "-n", "dpi60", "-S", "figures.dpi=60")
+    assert planned_rules(project) == []
+    run(project, "dvc", "exp", "run", "-S", "figures.dpi=70")
+    run(project, "dvc", "exp", "apply", "dpi60")
+    assert planned_rules(project) == []
+    changed = run(project, "dvc", "exp", "show", "--only-changed", "--csv").stdout.splitlines()
+    assert len(changed[0].split(",")) <= 30 and "figures.dpi" in changed[0], changed[0]
+    shown = run(project, "dvc", "exp", "show", "--csv").stdout
+    columns, *rows = csv.reader(io.StringIO(shown))
+    metrics = [f"{model}.{key}" for model in FULL["models"] for key in ("train_loss", "test_loss")]
+    assert set(metrics) <= set(columns), columns
+    for row in rows:  # the workspace, main and the experiments: every metric has a value
+        cells = dict(zip(columns, row, strict=True))
+        assert all(cells[metric] not in ("", "!") for metric in metrics), row
+    diff = run(project, "dvc", "metrics", "diff", "main", "--json")
+    assert "failed to load" not in diff.stdout + diff.stderr
+    plots = json.loads(run(project, "dvc", "plots", "show", "--json").stdout)
+    assert not plots.get("errors"), plots["errors"]
+    curve = json.dumps(plots["data"]["results/models/lstm/curve.tsv"])
+    assert "training step" in curve and "test loss (nats per token)" in curve
+    assert "results/figures/overfit_gap.png" in plots["data"]
 
 
 def test_dvc_after_snakemake_has_nothing_to_do_once_committed(built, tmp_path):
     project = tmp_path / "copy"
     shutil.copytree(built, project, symlinks=True)
     run(project, "git", "init", "-q")
-    run(project, "picollm", "dvc-yaml")
     run(project, "dvc", "commit", "--force")
     repro = run(project, "dvc", "repro").stdout
     assert "Running stage" not in repro, repro
+    assert run(project, "dvc", "status").stdout.strip().endswith("up to date.")
 
 
 def test_slurm_profile_plans_the_whole_pipeline(tmp_path):
@@ -169,7 +301,7 @@ def test_slurm_profile_plans_the_whole_pipeline(tmp_path):
     project = make_project(tmp_path, TINY)
     result = run(project, "snakemake", "--profile", "workflow/profiles/slurm", "-n", check=False)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "train" in result.stdout and "overfit_gap" in result.stdout
+    assert "train" in result.stdout and "figure" in result.stdout
 
 
 @pytest.mark.parametrize("profile", ["workflow/profiles/default", "workflow/profiles/slurm"])
@@ -273,23 +405,9 @@ def test_torchrun_trains_as_the_readme_shows_and_matches_one_process(tmp_path, m
         assert (tensor - weights[1][name]).abs().max() < 1e-4, name
 
 
-def test_the_interpretability_study_draws_attention_maps_and_sae_features(tmp_path):
-    params = copy.deepcopy(TINY)
-    params["models"]["transformer"] = {"type": "transformer", "d_model": 16, "n_heads": 2}
-    params["interpretability"] = {
-        "model": "transformer",
-        "prompt": "0 1 2 3",
-        "tokens": 512,
-        "expansion": 2,
-        "steps": 30,
-        "batch_size": 64,
-        "features_shown": 3,
-        "examples_per_feature": 2,
-    }
-    project = make_project(tmp_path, params)
+def test_the_interpretability_study_draws_attention_maps_and_sae_features(built):
+    project = built
     figures = ["results/figures/attention_maps.png", "results/figures/sae_features.png"]
-    assert {"interpret", "attention_maps", "sae_features"} <= set(planned_rules(project))
-    run(project, "snakemake", *figures)
     for figure in figures:
         assert (project / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     features = json.loads((project / "results/interpret/transformer/features.json").read_text())
@@ -316,11 +434,13 @@ def test_snakemake_report_holds_every_figure_and_the_samples(built):
     for name in ("overfit_gap.png", "loss_curves.png", "diversity_vs_p.png", "lstm.tsv"):
         assert name in report
     assert "metrics.tsv" in report
-    header, row = (built / "results/metrics.tsv").read_text().splitlines()
+    header, row, _ = (built / "results/metrics.tsv").read_text().splitlines()
     metrics = json.loads((built / "results/models/lstm/metrics.json").read_text())
     assert header.split("\t") == ["model", "train_loss", "test_loss", "gap", "tokens_per_s",
                                    "parameters"]  # fmt: skip
     assert row.split("\t")[0] == "lstm" and row.split("\t")[-1] == str(metrics["parameters"])
+    summary = json.loads((built / "results/metrics.json").read_text())
+    assert summary["lstm"]["test_loss"] == pytest.approx(metrics["test_loss"], rel=1e-5)
 
 
 @pytest.mark.parametrize(

@@ -102,6 +102,12 @@ def test_matched_eval_sets_cover_the_test_split_and_as_many_train_windows():
     again = matched_eval_sets({"train": train, "test": test}, block_size=8, batch_size=4, seed=3)
     for a, b in zip(sets["train"], again["train"], strict=True):
         assert torch.equal(a.inputs, b.inputs)
+    capped = matched_eval_sets(
+        {"train": train, "test": test}, block_size=8, batch_size=4, seed=3, max_rows=5
+    )
+    assert {split: sum(len(b.inputs) for b in sets) for split, sets in capped.items()} == {
+        "train": 5, "test": 5
+    }  # fmt: skip
     with pytest.raises(ValueError, match="reference split"):
         matched_eval_sets({"train": train}, block_size=8, batch_size=4, seed=3)
 

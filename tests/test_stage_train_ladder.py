@@ -61,9 +61,14 @@ def test_a_smaller_data_fraction_trains_for_the_same_steps(tmp_path, monkeypatch
     params = {"data": {"loader": "packed", "tinystories_weight": 0.5}}
     model = {"type": "lstm", "block_size": 8, "embed_size": 4}
     training = {"batch_size": 4, "max_steps_per_epoch": None, "warmup_steps": 1,
-                "eval_interval": 50, "eval_batches": 1, "device": "cpu", "dtype": "float32"}  # fmt: skip
-    train_stage.train_model(args, params, "lstm", model, training, data_fraction=fraction)
+                "eval_interval": 50, "eval_batches": 1, "device": "cpu", "dtype": "float32",
+                "data_fraction": fraction}  # fmt: skip
+    train_stage.train_model(args, params, "lstm", model, training)
     record = json.loads(args.run.read_text())
     split_tokens = int(np.load(tmp_path / "train.docs.npy")[:, 1].sum())
     assert record["metrics"]["steps"] == -(-split_tokens // 32)  # one pass over the whole split
     assert (record["train_tokens"] < 0.3 * split_tokens) == (fraction < 1)  # the ladder's point
+    assert record["data_fraction"] == fraction
+    final = record["final"]
+    assert final["gap"] == pytest.approx(final["test_loss"] - final["train_loss"])
+    assert final["gap_stderr"] > 0 and final["test_loss_stderr"] > 0

@@ -16,18 +16,19 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_pipeline import TINY, make_project, run
+from test_pipeline import FULL, make_project, run
 
-from picollm import lineage
 from picollm.cli import main
 from picollm.config import lookup, prune
-from picollm.dag import CODE_INPUT, Job
-from picollm.trace import (
+from picollm.pipeline import lineage
+from picollm.pipeline.dag import CODE_INPUT, Job
+from picollm.pipeline.trace import (
     DIRECTORY,
     FileDigests,
     chain,
     check_dvc_lock,
     code_hash,
+    data_notes,
     lineage_records,
     param_differences,
     raw_inputs,
@@ -76,7 +77,7 @@ JOBS = [
     ),
     make_job("unrelated", [RAW], ["results/other.txt"]),
 ]
-CHAIN = ["prepare", "train-m1", "train-m2", "figure"]
+CHAIN = ["prepare", "train@m1", "train@m2", "figure"]
 
 
 def names(jobs: list[Job]) -> list[str]:
@@ -137,7 +138,7 @@ def dvc_lock(root: Path) -> dict:
 def test_chain_lists_each_step_after_the_steps_it_reads_from(seed):
     shuffled = random.Random(seed).sample(JOBS, len(JOBS))
     assert names(chain(shuffled, FIGURE)) == CHAIN
-    assert names(chain(shuffled, "results/m2/metrics.json")) == ["prepare", "train-m2"]
+    assert names(chain(shuffled, "results/m2/metrics.json")) == ["prepare", "train@m2"]
 
 
 def test_raw_data_and_code_end_the_walk():
@@ -164,7 +165,7 @@ def test_a_freshly_built_pipeline_agrees_with_its_records(built):
     assert names(JOBS[:4]) == [s.stage for s in result.steps]
     assert result.raw_inputs == {RAW: hashlib.sha256((built / RAW).read_bytes()).hexdigest()}
     assert [len(s.lineage) for s in result.steps] == [0, 1, 1, 1]
-    train = step(result, "train-m1")
+    train = step(result, "train@m1")
     assert train.params == {"training": {"lr": 0.1, "steps": 2}, "models": {"m1": {"size": 4}}}
     assert train.command == JOBS[1].shellcmd
     assert list(train.inputs) == [CORPUS]  # code is summarised, not listed as an input
@@ -180,7 +181,7 @@ def test_a_changed_input_makes_the_records_built_from_it_stale(built):
     (built / CORPUS).write_text("edited\n")
     result = trace(FIGURE, JOBS, PARAMS, built)
     assert result.problems == [
-        f"train-{m}: results/{m}/metrics.json: stale: input {CORPUS} changed since it was built"
+        f"train@{m}: results/{m}/metrics.json: stale: input {CORPUS} changed since it was built"
         for m in ("m1", "m2")
     ]
     assert "stale: input data/corpus.txt changed since it was built" in render(result)
@@ -193,11 +194,11 @@ def test_a_changed_param_is_stale_with_its_key_and_both_values(built):
     result = trace(FIGURE, JOBS, params, built)
     prefix = "stale: param"
     assert result.problems == [
-        f"train-m1: results/m1/metrics.json: {prefix} training.lr changed since it was built "
+        f"train@m1: results/m1/metrics.json: {prefix} training.lr changed since it was built "
         "(0.1 -> 0.2)",
-        f"train-m2: results/m2/metrics.json: {prefix} training.lr changed since it was built "
+        f"train@m2: results/m2/metrics.json: {prefix} training.lr changed since it was built "
         "(0.1 -> 0.2)",
-        f"train-m2: results/m2/metrics.json: {prefix} models.m2.size changed since it was built "
+        f"train@m2: results/m2/metrics.json: {prefix} models.m2.size changed since it was built "
         "(8 -> 16)",
     ]
 
@@ -205,9 +206,9 @@ def test_a_changed_param_is_stale_with_its_key_and_both_values(built):
 def test_a_missing_output_is_marked_not_built(built):
     (built / "results/m2/curve.tsv").unlink()
     result = trace(FIGURE, JOBS, PARAMS, built)
-    assert step(result, "train-m2").outputs["results/m2/curve.tsv"] is None
+    assert step(result, "train@m2").outputs["results/m2/curve.tsv"] is None
     assert result.problems == [
-        "train-m2: missing: results/m2/curve.tsv not built",
+        "train@m2: missing: results/m2/curve.tsv not built",
         "figure: results/figure.json: stale: input results/m2/curve.tsv is gone since it was built",
     ]
     assert re.search(r"outputs +results/m2/curve.tsv +missing: not built", render(result))
@@ -227,6 +228,26 @@ def test_lineage_records_are_found_in_sidecars_and_lineage_entries_only(tmp_path
         (tmp_path / name).write_text(text)
     found = lineage_records([*files, "absent.json"], tmp_path)
     assert found == [("sidecar.json", record), ("metrics.json", record), ("broken.json", None)]
+
+
+def test_the_data_notes_say_where_tinystories_came_from_and_the_vocabulary(tmp_path):
+    corpus = {
+        "tinystories_source": "excerpt",
+        "sources": {"tinystories": {"splits": {"train": 20, "validation": 2}}},
+    }
+    split = {
+        "vocab": {"name": "compact-4096"},
+        "splits": {"train": {"unknown_token_share": 0.009}, "test": {"unknown_token_share": 0.018}},
+    }
+    (tmp_path / "corpus.json").write_text(json.dumps(corpus))
+    (tmp_path / "split.json").write_text(json.dumps(split))
+    (tmp_path / "other.json").write_text(json.dumps({"vocab": "not a record"}))
+    notes = data_notes(["corpus.json", "split.json", "other.json", "absent.json"], tmp_path)
+    assert notes == [
+        "TinyStories source: excerpt: real TinyStories from the excerpt shipped with picollm "
+        "(the Hub was not used) (20 train, 2 validation stories)",
+        "vocabulary compact-4096; unknown tokens: train 0.9%, test 1.8%",
+    ]
 
 
 def test_param_differences_name_each_differing_leaf():
@@ -258,17 +279,17 @@ def test_every_disagreement_with_dvc_lock_is_reported(built):
     lock = dvc_lock(built)
     stages = lock["stages"]
     stages["prepare"]["outs"][0]["md5"] = "0" * 32
-    stages["train-m1"]["params"]["params.yaml"]["training"] = {"lr": 0.5, "steps": 2}
-    stages["train-m1"]["deps"] = [d for d in stages["train-m1"]["deps"] if d["path"] != CORPUS]
-    del stages["train-m2"]
+    stages["train@m1"]["params"]["params.yaml"]["training"] = {"lr": 0.5, "steps": 2}
+    stages["train@m1"]["deps"] = [d for d in stages["train@m1"]["deps"] if d["path"] != CORPUS]
+    del stages["train@m2"]
     stages["figure"]["cmd"] = "picollm figure --old"
     stages["figure"]["outs"].append({"path": "results/old.png", "md5": "1" * 32})
     now = md5(built / CORPUS)[:12]
     assert trace(FIGURE, JOBS, PARAMS, built, lock=lock).problems == [
         f"prepare: dvc.lock: {CORPUS} changed (md5 000000000000 in the lock, {now} now)",
-        f"train-m1: dvc.lock: does not list {CORPUS}",
-        "train-m1: dvc.lock: param training.lr is 0.5 in the lock, 0.1 in params.yaml",
-        "train-m2: dvc.lock: no stage train-m2",
+        f"train@m1: dvc.lock: does not list {CORPUS}",
+        "train@m1: dvc.lock: param training.lr is 0.5 in the lock, 0.1 in params.yaml",
+        "train@m2: dvc.lock: no stage train@m2",
         "figure: dvc.lock: the command differs; it ran: picollm figure --old",
         "figure: dvc.lock: results/old.png is missing",
         "figure: dvc.lock: lists results/old.png, which the job no longer uses",
@@ -308,7 +329,7 @@ def test_the_json_form_holds_the_same_trace(built):
     assert data["ok"] is True and data["problems"] == []
     assert [s["stage"] for s in data["steps"]] == CHAIN
     train = data["steps"][1]
-    assert train["inputs"] == step(result, "train-m1").inputs
+    assert train["inputs"] == step(result, "train@m1").inputs
     assert train["code"]["files"] == {CODE: hashlib.sha256((built / CODE).read_bytes()).hexdigest()}
     assert train["dvc"] == {"source": "dvc.lock", "problems": [], "notes": []}
 
@@ -347,20 +368,25 @@ def test_the_command_exits_0_1_or_2_for_agreeing_missing_or_unknown_outputs(
 @pytest.mark.xdist_group("pipeline")
 def test_trace_of_a_dvc_built_figure_agrees_until_a_raw_input_changes(tmp_path):
     notes = "data/raw/notes.txt"
-    params = copy.deepcopy(TINY)
+    params = copy.deepcopy(FULL)
     params["data"]["input_files"] = [*params["data"]["input_files"], notes]
     project = make_project(tmp_path, params)
     (project / notes).parent.mkdir(parents=True, exist_ok=True)
     (project / notes).write_text("the cat sat on the mat\nthe dog ran in the park\n" * 20)
     run(project, "git", "init", "-q")
-    run(project, "picollm", "dvc-yaml")
     run(project, "git", "add", "-A")
     run(project, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
-    run(project, "dvc", "repro", "overfit_gap")  # only the stages the figure needs
+    run(project, "dvc", "repro", "figure@overfit_gap")  # only the stages the figure needs
 
     result = run(project, "picollm", "trace", "results/figures/overfit_gap.png", check=False)
     assert result.returncode == 0, result.stdout + result.stderr
-    for rule in ("tokenize", "split", "train (model=lstm)", "overfit_gap"):
+    for rule in (
+        "tokenize",
+        "split",
+        "train (model=lstm)",
+        "sweep (key=d_model, seed=1)",
+        "figure (name=overfit_gap)",
+    ):
         assert f"] {rule}" in result.stdout
     assert result.stdout.count("agrees with dvc.lock") == result.stdout.count("  command  ")
     assert f"  {notes}" in result.stdout  # listed as raw data
@@ -369,7 +395,8 @@ def test_trace_of_a_dvc_built_figure_agrees_until_a_raw_input_changes(tmp_path):
         handle.write("a new line\n")
     result = run(project, "picollm", "trace", "results/figures/overfit_gap.png", check=False)
     assert result.returncode == 1, result.stdout + result.stderr
-    assert f"tokenize: dvc.lock: {notes} changed" in result.stdout
+    # dvc.lock holds data/raw as a folder (not compared); the corpus's lineage names the file
+    assert f"tokenize: data/processed/corpus.json: stale: input {notes} changed" in result.stdout
 
 
 def test_a_data_file_that_differs_from_its_records_hash_is_a_problem(tmp_path):

@@ -7,8 +7,8 @@ import math
 import os
 import subprocess
 import sys
-import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,7 +17,6 @@ from torch import nn
 from picollm.models.base import LanguageModel
 from picollm.models.lstm import LSTMConfig, LSTMLanguageModel
 from picollm.training import CheckpointError, TrainConfig, batches_per_epoch
-from picollm.training.cpu_allocator import HUGE_PAGES_VARIABLE, enable_cpu_huge_pages
 from picollm.training.device import resolve_autocast_dtype, resolve_device
 from picollm.training.loss import IGNORE_INDEX, evaluate_loss, next_token_loss
 from picollm.training.optim import (
@@ -254,34 +253,29 @@ def test_devices():
 # -- transparent huge pages -----------------------------------------------------------------
 
 
-def test_huge_pages_too_late_once_torch_is_imported(monkeypatch):
-    monkeypatch.delenv(HUGE_PAGES_VARIABLE, raising=False)
-    with pytest.warns(RuntimeWarning, match="before torch is imported"):
-        assert enable_cpu_huge_pages() is False
-    assert HUGE_PAGES_VARIABLE not in os.environ
-    monkeypatch.setenv(HUGE_PAGES_VARIABLE, "1")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        assert enable_cpu_huge_pages() is True
+def test_the_console_command_switches_on_huge_pages_before_anything_imports_torch():
+    """``picollm`` (picollm.entry:main, also ``python -m picollm``) sets the variable torch
+    reads on its first CPU allocation, unless the user set it."""
+    import tomllib
 
+    from picollm.entry import HUGE_PAGES_VARIABLE
 
-def test_huge_pages_set_before_torch_without_importing_it():
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    assert project["project"]["scripts"]["picollm"] == "picollm.entry:main"
     code = (
         "import os, sys\n"
-        "from picollm.training.cpu_allocator import enable_cpu_huge_pages\n"
-        "assert enable_cpu_huge_pages() is True\n"
-        "assert 'torch' not in sys.modules, 'the helper imported torch'\n"
-        "print(os.environ['THP_MEM_ALLOC_ENABLE'])\n"
+        "sys.argv = ['picollm', '--version']\n"
+        "from picollm.entry import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(os.environ['THP_MEM_ALLOC_ENABLE'], 'torch' in sys.modules)\n"
     )
     env = {k: v for k, v in os.environ.items() if k != HUGE_PAGES_VARIABLE}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "1"
+    assert done.stdout.split()[-2:] == ["1", "False"]
     env[HUGE_PAGES_VARIABLE] = "0"  # the user's explicit choice wins
-    code = code.replace("is True", "is False")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "0"
+    assert done.stdout.split()[-2:] == ["0", "False"]
 
 
 # -- weight files ---------------------------------------------------------------------------

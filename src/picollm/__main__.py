@@ -2,6 +2,6 @@
 
 import sys
 
-from picollm.cli import main
+from picollm.entry import main
 
 sys.exit(main())

@@ -1,26 +1,20 @@
 """The ``picollm`` command line: one subcommand per pipeline stage, plus tools.
 
-Every Snakemake rule (and the DVC stage generated from it) calls exactly one subcommand. Each
+Every Snakemake rule (and its DVC stage in dvc.yaml) calls exactly one subcommand. Each
 subcommand validates the whole params file first, so a bad value fails before any work starts.
 """
 
 from __future__ import annotations
 
+import argparse
+import os
 import sys
+from collections.abc import Sequence
+from pathlib import Path
 
-from picollm.training.cpu_allocator import enable_cpu_huge_pages
-
-if "torch" not in sys.modules:  # as a command: before anything imports torch
-    enable_cpu_huge_pages()  # huge pages for torch's CPU allocator (see benchmarks/README.md)
-
-import argparse  # noqa: E402
-import os  # noqa: E402
-from collections.abc import Sequence  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-from picollm import __version__  # noqa: E402
-from picollm.errors import UserError, error_line  # noqa: E402
-from picollm.stages import STAGE_MODULES, Stage, execute, load_stage  # noqa: E402
+from picollm import __version__
+from picollm.errors import UserError, error_line
+from picollm.stages import STAGES, Stage, execute
 
 DEFAULT_PARAMS = "params.yaml"
 DEFAULT_SPLIT = "data/processed/split/split.json"
@@ -28,20 +22,22 @@ PARAMS_HELP = f"the params file (default: {DEFAULT_PARAMS})"
 SNAKEFILE_HELP = "the workflow whose rules are read (default: Snakefile)"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command; a stage's own options only for ``command`` (or for every
+    stage when it is None), so that running one stage imports only that stage's code."""
     parser = argparse.ArgumentParser(
         prog="picollm",
         description="Train, sample and study pico-sized language models, reproducibly.",
     )
     parser.add_argument("--version", action="version", version=f"picollm {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="<command>")
-    for name in STAGE_MODULES:
-        _add_stage(commands, load_stage(name))
-    _add_tools(commands)
+    for stage in STAGES.values():
+        _add_stage(commands, stage, configure=command in (None, stage.name))
+    _add_tools(commands, configure_sample=command in (None, "sample"))
     return parser
 
 
-def _add_stage(commands: argparse._SubParsersAction, stage: Stage) -> None:
+def _add_stage(commands: argparse._SubParsersAction, stage: Stage, configure: bool) -> None:
     sub = commands.add_parser(stage.name, help=stage.help, description=stage.help)
     sub.add_argument(
         "--params",
@@ -55,12 +51,12 @@ def _add_stage(commands: argparse._SubParsersAction, stage: Stage) -> None:
         type=Path,
         help="write all output of the stage (progress, errors) to this file",
     )
-    stage.configure(sub)
+    if configure:
+        stage.load().configure(sub)
     sub.set_defaults(handler=lambda args: execute(stage, args))
 
 
-def _add_tools(commands: argparse._SubParsersAction) -> None:
-    from picollm import sample_command
+def _add_tools(commands: argparse._SubParsersAction, configure_sample: bool) -> None:
 
     sample = commands.add_parser(
         "sample",
@@ -68,8 +64,11 @@ def _add_tools(commands: argparse._SubParsersAction) -> None:
         description="Continue prompts with a trained model. RUN_DIR is its folder: "
         "results/models/<model> or a sweep run's results/sweeps/<model>/<key>/<index>.",
     )
-    sample_command.configure(sample)
-    sample.set_defaults(handler=sample_command.run)
+    if configure_sample:
+        from picollm import sample_command  # only for `picollm sample`: a stage never loads it
+
+        sample_command.configure(sample)
+        sample.set_defaults(handler=sample_command.run)
 
     validate = commands.add_parser(
         "validate",
@@ -84,17 +83,6 @@ def _add_tools(commands: argparse._SubParsersAction) -> None:
         "length on it is checked too",
     )
     validate.set_defaults(handler=_validate)
-
-    dvc = commands.add_parser(
-        "dvc-yaml",
-        help="write dvc.yaml from the Snakemake DAG (or --check that it is current)",
-        description="Derive dvc.yaml from the Snakefile so `dvc repro` runs the same commands.",
-    )
-    dvc.add_argument("--snakefile", default="Snakefile", help=SNAKEFILE_HELP)
-    dvc.add_argument("--params", default=DEFAULT_PARAMS, help=PARAMS_HELP)
-    dvc.add_argument("--out", default="dvc.yaml", help="the file to write (default: dvc.yaml)")
-    dvc.add_argument("--check", action="store_true", help="exit 1 if --out is stale")
-    dvc.set_defaults(handler=_dvc_yaml)
 
     trace = commands.add_parser(
         "trace",
@@ -112,8 +100,8 @@ def _add_tools(commands: argparse._SubParsersAction) -> None:
 
 def _validate(args: argparse.Namespace) -> None:
     from picollm.config import load_params
+    from picollm.pipeline.workflow import check_inputs_exist
     from picollm.training.runs import check_run_lengths, check_training_runs
-    from picollm.workflow import check_inputs_exist
 
     params = load_params(args.params)
     check_training_runs(params)
@@ -123,20 +111,16 @@ def _validate(args: argparse.Namespace) -> None:
     print(f"{args.params}: ok ({len(params['models'])} model(s): {', '.join(params['models'])})")
 
 
-def _dvc_yaml(args: argparse.Namespace) -> int:
-    from picollm.dvc_sync import check_or_write
-
-    return check_or_write(args.snakefile, args.params, args.out, check=args.check)
-
-
 def _trace(args: argparse.Namespace) -> int:
-    from picollm.trace import run
+    from picollm.pipeline.trace import run
 
     return run(args.output, args.snakefile, args.params, as_json=args.json)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((arg for arg in argv if not arg.startswith("-")), "")
+    args = build_parser(command).parse_args(argv)
     try:
         return args.handler(args) or 0
     except (UserError, OSError) as err:

@@ -1,10 +1,9 @@
 """Reading and checking ``params.yaml``, the only configuration of a picollm run.
 
-One JSON Schema (``workflow/schemas/params.schema.yaml``, shipped inside the package as
-``picollm/schema/params.schema.yaml``) describes every key: type, range, default, description.
-Snakemake validates its ``config`` against it and every ``picollm`` stage calls ``load_params``
-before doing any work, so a bad value fails fast with a message naming the key, the value and what
-is allowed.
+One JSON Schema (``picollm/schema/params.schema.yaml``, inside the package; the Snakemake layout's
+``workflow/schemas/params.schema.yaml`` links to it) describes every key: type, range, default,
+description. The Snakefile and every ``picollm`` stage call ``load_params`` before doing any work,
+so a bad value fails fast with a message naming the key, the value and what is allowed.
 """
 
 from __future__ import annotations
@@ -138,10 +137,6 @@ def training_config(params: Mapping[str, Any], name: str) -> dict[str, Any]:
     return merged
 
 
-DATA_FRACTION = "data_fraction"
-"""The sweep key that varies the share of training documents instead of a model or training key."""
-
-
 def schema_problems(params: Mapping[str, Any]) -> list[str]:
     """One line per schema violation of ``params`` (read strictly: see ``_StrictValidator``)."""
     errors = sorted(
@@ -179,6 +174,8 @@ reaches the code as a float) and a ``pattern`` must match up to the very end of 
 
 def _cross_checks(params: Mapping[str, Any]) -> list[str]:
     """Rules that tie keys together, which the schema cannot express."""
+    from picollm.studies import swept_values
+
     problems = []
     sweep = params["sweep"]
     if sweep["values"] and sweep["model"] not in params["models"]:
@@ -186,23 +183,20 @@ def _cross_checks(params: Mapping[str, Any]) -> list[str]:
             f"sweep.model = {sweep['model']!r}: must name an entry under models "
             f"({sorted(params['models'])}) when sweep.values is not empty"
         )
-    for value in sweep["values"].get("data_fraction", []):
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
-            problems.append(f"sweep.values.data_fraction: {value!r} must be a number in (0, 1]")
     base = params["models"].get(sweep["model"] or "", {})
     if base.get("type") == "transformer":
         attention = base.get("attention", "softmax")
-        rope_runs = "rope" in sweep["values"].get("position", [])
-        gated_runs = set(sweep["values"].get("attention", [])) - {"softmax"}
+        rope_runs = "rope" in swept_values(sweep, "position")
+        gated_runs = set(swept_values(sweep, "attention")) - {"softmax"}
         if base.get("position") == "rope" and gated_runs:
             problems.append(
-                f"sweep.values.attention {sorted(gated_runs)}: RoPE only applies to softmax "
+                f"sweep attention {sorted(gated_runs)}: RoPE only applies to softmax "
                 f"attention, and models.{sweep['model']}.position is rope: give that model "
                 "position learned, sinusoidal or nope"
             )
         if attention != "softmax" and rope_runs:
             problems.append(
-                f"sweep.values.position: rope only applies to softmax attention, and "
+                f"sweep position rope: rope only applies to softmax attention, and "
                 f"models.{sweep['model']}.attention is {attention!r}"
             )
     return problems + _interpretability_checks(params)

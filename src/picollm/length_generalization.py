@@ -14,13 +14,14 @@ may hold the end of one story and the start of the next.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from picollm.models.base import LanguageModel
+if TYPE_CHECKING:  # the figure reads PositionLosses records without the models
+    from picollm.models.base import LanguageModel
 
 
 @dataclass(frozen=True)

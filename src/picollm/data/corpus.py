@@ -92,7 +92,7 @@ def build_corpus(
     "params": {...}}``. ``workers``: tokeniser processes (a
     :class:`~picollm.data.tokenize.TokenizerPool`, started before any source is read).
     ``lineage``: called once every source has been read (so the files it hashes exist); its
-    record goes into the JSON (see ``picollm.lineage.record``). Input files and generator
+    record goes into the JSON (see ``picollm.pipeline.lineage.record``). Input files and generator
     settings are all checked before TinyStories is loaded and before anything is tokenised.
     """
     _check_keys("tinystories", tinystories or {}, TINYSTORIES_KEYS)

@@ -304,13 +304,17 @@ def matched_eval_sets(
     seed: int,
     mode: str = "packed",
     reference: str = "test",
+    max_rows: int | None = None,
 ) -> dict[str, list[Batch]]:
-    """Evaluation sets for precise losses: the whole ``reference`` split, and for every other
-    split a fixed sample of as many rows (all of it if it holds fewer), so train and test losses
-    are measured on equal numbers of tokens and their standard errors are comparable."""
+    """Evaluation sets for precise losses: the whole ``reference`` split (or a fixed sample of
+    ``max_rows`` of its rows), and for every other split a fixed sample of as many rows (all of
+    it if it holds fewer), so train and test losses are measured on equal numbers of tokens and
+    their standard errors are comparable."""
     if reference not in stores:
         raise ValueError(f"reference split {reference!r} is not among the stores {sorted(stores)}")
     rows = eval_items(stores[reference], block_size, mode)
+    if max_rows is not None:
+        rows = min(rows, max_rows)
     n_batches = max(1, -(-rows // batch_size))  # ceil: every row of the reference split
     return {
         split: eval_batches(store, block_size, batch_size, n_batches, seed, mode, max_rows=rows)

@@ -71,7 +71,7 @@ def split_corpus(
 
     ``vocab_rule``: the ``data.vocab``, ``data.vocab_size`` and ``data.vocab_min_count`` params
     (only ``vocab`` for ``gpt2``). ``lineage`` (what produced the split, see
-    ``picollm.lineage.record``) is stored in the summary as is.
+    ``picollm.pipeline.lineage.record``) is stored in the summary as is.
     """
     if isinstance(test_fraction, bool) or not isinstance(test_fraction, int | float):
         raise TypeError(f"test_fraction must be a number, got {test_fraction!r}")

@@ -29,7 +29,7 @@ def draw(
     if not results:
         raise ValueError("length_generalization needs the results of at least one position kind")
     width = width or max(1, block_size // 8)
-    fig, ax = plt.subplots(figsize=(7.6, 4.6))
+    fig, ax = plt.subplots(figsize=(7.6, 5.2))
     drawn_series = []
     for index, (kind, records) in enumerate(results.items()):
         if not records:
@@ -60,7 +60,7 @@ def draw(
     ax.set_ylabel(Y_LABEL)
     ax.set_title(
         "Length generalisation: loss by position on windows longer than training\n"
-        + "; ".join(findings(drawn_series, block_size)),
+        + "\n".join(findings(drawn_series, block_size)),
         fontsize=8,
     )
     ax.grid(alpha=0.3)

@@ -19,13 +19,15 @@ def draw(
     entropy_floor: float | None,
     target: Path | str,
     dpi: int = 120,
+    data: str = "",
 ) -> list[Series]:
     """Test loss (solid) and train loss (dotted) per model against tokens seen; returns the
     series ``<model>_test`` and ``<model>_train`` (a list of tables per model: one per seed).
 
     ``entropy_floor`` is the test set's true entropy in nats per token when every source in it
     is synthetic with a known generating process (``split.json``); it is drawn as a line, since
-    no model can go below it on average. Without it the figure says so.
+    no model can go below it on average. Without it the figure says so. ``data`` names what
+    the models read (corpus and vocabulary), for the title.
     """
     if not curves:
         raise ValueError("loss_curves needs the curve of at least one model")
@@ -58,7 +60,7 @@ def draw(
     ax.set_yscale("log")
     ax.set_xlabel("training tokens seen")
     ax.set_ylabel("cross-entropy (nats/token, log scale)")
-    ax.set_title(f"Loss curves on one corpus\n({note})", fontsize=10)
+    ax.set_title(f"Loss curves on {data or 'one corpus'}\n({note})", fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()

@@ -30,7 +30,7 @@ def draw(
     if not curves:
         raise ValueError("norm_warmup needs the curves of at least one variant")
     panels = 2 if init_norms else 1
-    fig, axes = plt.subplots(1, panels, figsize=(6.4 * panels, 4.4), squeeze=False)
+    fig, axes = plt.subplots(1, panels, figsize=(6.4 * panels, 5.0), squeeze=False)
     loss_ax = axes[0][0]
     losses = []
     for index, (variant, tables) in enumerate(curves.items()):
@@ -57,6 +57,7 @@ def draw(
             drawn.plot(grad_ax, grad, marker="o", color=f"C{index}")
             grads.append(grad)
         grad_ax.set_yscale("log")
+        grad_ax.set_xticks(blocks)
         grad_ax.set_xlabel("block (0 = nearest the input)")
         grad_ax.set_ylabel(f"{GRAD} (log)")
         grad_ax.set_title("Gradient norm per block at initialisation", fontsize=9)
@@ -84,4 +85,4 @@ def final_verdicts(losses: Sequence[Series]) -> list[str]:
     ]
     if not parted:
         return ["no two final losses differ beyond their bands"]
-    return ["final losses beyond their bands: " + "; ".join(parted)]
+    return ["final losses apart beyond their bands:", *parted]

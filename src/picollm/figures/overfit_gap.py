@@ -26,26 +26,28 @@ def draw(
     curves: Mapping[str, pd.DataFrame | Sequence[pd.DataFrame]],
     target: Path | str,
     dpi: int = 120,
-    base: Mapping[str, Any] | None = None,
     runs: Sequence[Mapping[str, Any]] = (),
     copy_rates: Mapping[str, Sequence[Sequence[Mapping[str, Any]]]] | None = None,
+    data: str = "",
 ) -> list[Series]:
     """One panel per model: eval train and test loss against step, the gap between them shaded,
     the early-stopping point (the step of lowest test loss) marked.
 
     ``curves[name]`` is a table with columns ``step``, ``train_loss`` and ``test_loss`` (nats per
     token), or a list of them, one per seed (drawn as mean and 95 % band). With sweep ``runs``
-    (run records of the study around ``base``; several runs of one value are seeds), a last row
+    (run.json records of the study; several runs of one point are seeds), a last row
     plots the final gap against parameters (series ``gap_vs_parameters``) and training tokens
     (``gap_vs_tokens``), each titled with whether the gap moves as overfitting predicts.
     ``copy_rates[model]`` holds per seed the rows ``{"p", "train", "test"}`` of
-    ``memorisation.copy_rates`` for each nucleus mass p (``"greedy"`` drawn at 0): a last panel
+    ``memorisation.copy_rates`` for each nucleus mass p (``"greedy"`` drawn at 0; a rate of None,
+    samples too short to hold one n-gram, is left out): a last panel
     plots them, series ``<model>_copy_train`` and ``<model>_copy_test`` (the control).
+    ``data`` names what the models read (corpus and vocabulary), for the title.
     Returns the series drawn: ``<model>_train``, ``<model>_test``, the ladders, the copy rates.
     """
     if not curves:
         raise ValueError("overfit_gap needs the curve of at least one model")
-    ladders = _ladders(base, runs) if base is not None else []
+    ladders = _ladders(runs)
     bottom = len(ladders) + (1 if copy_rates else 0)
     cols = max(min(len(curves), 3), bottom)
     rows = math.ceil(len(curves) / cols) + (1 if bottom else 0)
@@ -63,7 +65,11 @@ def draw(
         if copy_rates:
             start, stop = spans[-1]
             drawn_series += _copy_panel(fig.add_subplot(grid[rows - 1, start:stop]), copy_rates)
-    fig.suptitle("Train vs test loss on fixed evaluation batches; shaded: the gap", fontsize=11)
+    fig.suptitle(
+        "Train vs test loss on fixed evaluation batches; shaded: the gap"
+        + (f"\n{data}" if data else ""),
+        fontsize=11,
+    )
     fig.tight_layout()
     save(fig, target, dpi)
     return drawn_series
@@ -104,17 +110,8 @@ def _curve_panel(ax: plt.Axes, name: str, tables: list[pd.DataFrame]) -> list[Se
         best, color="grey", linestyle="--", linewidth=0.8, label=f"lowest test (step {best})"
     )
     gap = test.y[-1] - train.y[-1]
-    ax.annotate(
-        f"final gap {gap:+.3f}",
-        xy=(step.iloc[-1], test.y[-1]),
-        xytext=(-8, 12),
-        textcoords="offset points",
-        ha="right",
-        fontsize=9,
-        bbox={"boxstyle": "round", "fc": "white", "alpha": 0.8},
-    )
     seeds = f" ({len(tables)} seeds, 95 % band)" if len(tables) > 1 else ""
-    ax.set_title(f"{name}{seeds}")
+    ax.set_title(f"{name}{seeds}: final gap {gap:+.2f}")
     ax.set_xlabel("optimizer step")
     ax.set_ylabel(LOSS)
     ax.grid(alpha=0.3)
@@ -122,18 +119,16 @@ def _curve_panel(ax: plt.Axes, name: str, tables: list[pd.DataFrame]) -> list[Se
     return [train, test]
 
 
-def _ladders(
-    base: Mapping[str, Any], runs: Sequence[Mapping[str, Any]]
-) -> list[tuple[Series, list[str]]]:
-    """The size ladders and their point labels: final gap against parameters for numeric
-    architecture keys (model size), against training tokens for the data-fraction ladder.
-    Runs with the same x are seeds. Training keys and categorical keys (position, attention,
-    norm, ...) are not size ladders and are left to other figures."""
+def _ladders(runs: Sequence[Mapping[str, Any]]) -> list[tuple[Series, list[str]]]:
+    """The size ladders and their point labels: final gap against parameters for studies of a
+    numeric architecture key (model size), against training tokens for the ``data_fraction``
+    study. Runs with the same x are seeds. Other training keys and categorical keys (position,
+    attention, norm, ...) are not size ladders and are left to other figures."""
     gaps: dict[str, dict[Any, list[float]]] = {}
     texts: dict[str, dict[Any, str]] = {}
-    for key, points in series(base, runs).items():
+    for key, points in series(runs).items():
         numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v, _ in points)
-        if is_training_key(base, key) or not numeric:
+        if not numeric or (key != DATA_FRACTION and is_training_key(points[0][1], key)):
             continue
         if key == DATA_FRACTION:
             ladder, x_of = "gap_vs_tokens", lambda m: m["train_tokens"]
@@ -177,6 +172,7 @@ def _ladder_panel(ax: plt.Axes, ladder: Series, texts: list[str]) -> None:
         ax.annotate(text, (x, gap), textcoords="offset points", xytext=(4, 4), fontsize=7)
     ax.axhline(0, color="grey", linewidth=0.8)
     ax.set_xscale("log")
+    ax.margins(x=0.15)  # room for the point labels
     ax.xaxis.set_minor_locator(LogLocator(subs=(2, 5)))  # 1, 2, 5 per decade: labels never collide
     for formatter in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):
         formatter(EngFormatter(places=0))  # 200k, 5M
@@ -196,8 +192,11 @@ def _copy_panel(
             for rows in seeds:
                 for row in rows:
                     p = 0.0 if row["p"] == "greedy" else float(row["p"])
-                    values.setdefault(p, []).append(row[reference])
+                    if row[reference] is not None:  # None: samples too short for one n-gram
+                        values.setdefault(p, []).append(row[reference])
             xs = sorted(values)
+            if not xs:
+                continue
             label = f"{model} ({'train' if reference == 'train' else 'test: control'})"
             rate = Series.over_seeds(
                 f"{model}_copy_{reference}", label, "nucleus mass p (0 = greedy)",
@@ -207,7 +206,10 @@ def _copy_panel(
             drawn_series.append(rate)
     ax.set_xlabel("nucleus mass p (0 = greedy)")
     ax.set_ylabel("copy rate (n-grams found verbatim)")
-    ax.set_title("Memorisation: samples' n-grams in train (solid) vs test (dotted)", fontsize=9)
+    ax.set_title(
+        "Copying: samples' n-grams found in the training text (solid)\nand in the test split (dotted, the control)",
+        fontsize=9,
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     return drawn_series

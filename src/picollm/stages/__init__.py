@@ -1,11 +1,11 @@
 """Pipeline stages: the thin layer between files/params and the library.
 
-Each stage module defines one ``STAGE``: its name, the dotted ``params.yaml`` keys it reads
-(``{model}``-style placeholders are filled from the rule's wildcards), how to parse its command
-line, and a ``run`` function. The Snakemake rules declare exactly ``param_keys`` as their params and
-the CLI hands the stage a params tree pruned to those keys, so a stage cannot read a value whose
-change would not rerun it. Stage modules import heavy libraries inside ``run`` only, so the CLI and
-the Snakefile load fast.
+``STAGES`` lists each ``picollm <stage>`` command: its module under ``picollm.stages`` (which
+defines ``configure(parser)`` and ``run(args, params)``), its help, and the dotted ``params.yaml``
+keys it reads (``{model}``-style placeholders are filled from the command's options). The CLI hands
+the stage a params tree pruned to those keys and the pipeline reruns the stage when they change, so a
+stage cannot read a value whose change would not rerun it. The table imports nothing heavy, so the
+Snakefile and ``picollm --help`` load fast; the CLI imports only the module of the command it runs.
 """
 
 from __future__ import annotations
@@ -17,35 +17,23 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from picollm.errors import UserError
 
-# CLI name -> module under picollm.stages
-STAGE_MODULES: dict[str, str] = {
-    "three-seqs": "three_seqs",
-    "tokenize": "tokenize",
-    "split": "split",
-    "train": "train",
-    "sweep": "sweep",
-    "sample-sweep": "sample",
-    "attention-scaling": "attention_scaling",
-    "interpret": "interpret",
-    "figure": "figure",
-    "metrics-table": "metrics_table",
-}
-
 
 @dataclass(frozen=True)
 class Stage:
+    """One ``picollm <name>`` command of the pipeline."""
+
     name: str
+    module: str
     help: str
-    param_keys: tuple[str, ...]
-    configure: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[argparse.Namespace, dict[str, Any]], None]
+    param_keys: tuple[str, ...] = ()
     wildcards: tuple[str, ...] = ()
     """Command-line options that fill the ``{placeholders}`` of ``param_keys``."""
 
@@ -53,13 +41,100 @@ class Stage:
         """The dotted params keys this stage reads for the given wildcard values."""
         return [key.format(**wildcards) for key in self.param_keys]
 
+    def load(self) -> ModuleType:
+        """The stage's module, with its ``configure`` and ``run``."""
+        return importlib.import_module(f"picollm.stages.{self.module}")
 
-def load_stage(name: str) -> Stage:
-    """The ``Stage`` registered under CLI name ``name``."""
-    if name not in STAGE_MODULES:
-        raise KeyError(f"unknown stage {name!r}; stages: {sorted(STAGE_MODULES)}")
-    module = importlib.import_module(f"picollm.stages.{STAGE_MODULES[name]}")
-    return module.STAGE
+
+TRAIN_KEYS = (
+    "data.block_size",
+    "data.loader",
+    "data.tinystories_weight",
+    "training",
+    "models.{model}",
+)
+"""What a training run reads; the sweep stage reads these too."""
+
+STAGES: dict[str, Stage] = {
+    stage.name: stage
+    for stage in (
+        Stage(
+            "three-seqs",
+            "three_seqs",
+            "write the course's 3seqs.txt (3,333 lines of counting, evens and powers of two)",
+        ),
+        Stage(
+            "tokenize",
+            "tokenize",
+            "read TinyStories, input files and generated corpora; tokenise them into one Parquet",
+            (
+                "data.input_files",
+                "data.document_mode",
+                "data.generated",
+                "data.tinystories_weight",
+                "data.tinystories",
+            ),
+        ),  # fmt: skip
+        Stage(
+            "split",
+            "split",
+            "split the corpus into train and test by document; write memory-mappable token arrays",
+            ("split", "data.vocab", "data.vocab_size", "data.vocab_min_count"),
+        ),
+        Stage(
+            "train",
+            "train",
+            "train one model from params.yaml; write weights, metrics and loss curves",
+            TRAIN_KEYS,
+            wildcards=("model",),
+        ),
+        Stage(
+            "sweep",
+            "sweep",
+            "train every point of one study of the sweep in params.yaml, at one seed",
+            (*TRAIN_KEYS, "sweep.model", "sweep.common", "sweep.values.{key}"),
+            wildcards=("model", "key"),
+        ),
+        Stage(
+            "sample-sweep",
+            "sample",
+            "the pipeline's p sweep: sample at every nucleus mass p in params; measure diversity "
+            "and log-probability (to sample by hand: picollm sample RUN_DIR)",
+            ("sampling",),
+        ),
+        Stage(
+            "attention-scaling",
+            "attention_scaling",
+            "measure forward+backward time and memory of softmax, linear, GLA and GDN against length",
+            ("attention_scaling",),
+        ),
+        Stage(
+            "interpret",
+            "interpret",
+            "attention maps and sparse-autoencoder features of a trained Transformer",
+            ("interpretability",),
+        ),
+        Stage(
+            "figure",
+            "figure",
+            "draw a figure from result files (with a JSON lineage sidecar)",
+            (
+                "figures",
+                "models",
+                "sweep.model",
+                "sweep.seeds",
+                "sweep.values",
+                "interpretability.model",
+            ),
+        ),
+        Stage(
+            "metrics",
+            "metrics",
+            "every model's final train/test loss, gap, tokens/s and parameters: one JSON, one TSV",
+            ("models",),
+        ),
+    )
+}
 
 
 def add_trained_model_options(parser: argparse.ArgumentParser) -> None:
@@ -91,7 +166,7 @@ def execute(stage: Stage, args: argparse.Namespace) -> None:
             params = load_params(args.params)
             wildcards = {name: getattr(args, name) for name in stage.wildcards}
             try:
-                stage.run(args, prune(params, stage.keys(**wildcards)))
+                stage.load().run(args, prune(params, stage.keys(**wildcards)))
             except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as err:
                 raise _missing_input(err) from err
         except Exception as err:

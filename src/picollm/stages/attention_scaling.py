@@ -6,7 +6,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from picollm.stages import Stage
+import pandas as pd
+
+from picollm.attention_scaling import scaling_points
+from picollm.files import atomic_path
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -14,11 +17,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
-    import pandas as pd
-
-    from picollm.files import atomic_path
-    from picollm.models.linear_attention.benchmark import scaling_points
-
     study = params["attention_scaling"]
     points = scaling_points(
         study["lengths"],
@@ -32,12 +30,3 @@ def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
     with atomic_path(args.out) as tmp:
         pd.DataFrame(points).to_csv(tmp, sep="\t", index=False, float_format="%.6g")
     print(f"wrote {args.out}: {len(points)} points")
-
-
-STAGE = Stage(
-    name="attention-scaling",
-    help="measure forward+backward time and memory of softmax, linear, GLA and GDN against length",
-    param_keys=("attention_scaling",),
-    configure=configure,
-    run=run,
-)

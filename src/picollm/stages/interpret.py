@@ -15,7 +15,19 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from picollm.stages import Stage, add_trained_model_options
+from picollm.data.loader import TokenStore
+from picollm.errors import UserError
+from picollm.files import write_json, write_text
+from picollm.integrity import verify_files
+from picollm.interpret.activations import residual_stream
+from picollm.interpret.attention import attention_maps_record
+from picollm.interpret.features import feature_examples, spread_by_density
+from picollm.interpret.sae import SAETrainConfig, evaluate_sae, save_sae, train_sae
+from picollm.models.transformer import TransformerLanguageModel
+from picollm.pipeline import lineage
+from picollm.stages import add_trained_model_options
+from picollm.training import load_trained_model
+from picollm.vocab import VOCAB_FILE, Vocabulary
 
 HISTORY_POINTS = 200  # training-curve points kept in features.json
 
@@ -30,19 +42,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
-    from picollm import lineage
-    from picollm.data.loader import TokenStore
-    from picollm.errors import UserError
-    from picollm.files import write_json, write_text
-    from picollm.integrity import verify_files
-    from picollm.interpret.activations import residual_stream
-    from picollm.interpret.attention import attention_maps_record
-    from picollm.interpret.features import feature_examples, spread_by_density
-    from picollm.interpret.sae import SAETrainConfig, evaluate_sae, save_sae, train_sae
-    from picollm.models.transformer import TransformerLanguageModel
-    from picollm.training import load_trained_model
-    from picollm.vocab import VOCAB_FILE, Vocabulary
-
     study = params["interpretability"]
     model = load_trained_model(args.weights, args.run)
     if not isinstance(model, TransformerLanguageModel):
@@ -152,12 +151,3 @@ def _markdown(summary: dict[str, Any]) -> str:
 def _cell(text: str) -> str:
     """Text safe inside a Markdown table cell."""
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", "⏎").replace("*", "\\*")
-
-
-STAGE = Stage(
-    name="interpret",
-    help="attention maps and sparse-autoencoder features of a trained Transformer",
-    param_keys=("interpretability",),
-    configure=configure,
-    run=run,
-)

@@ -6,7 +6,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from picollm.stages import Stage
+from picollm.data.corpus import corpus_metadata_path
+from picollm.data.split import split_corpus
+from picollm.integrity import verify_files
+from picollm.pipeline import lineage
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -25,11 +28,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
-    from picollm import lineage
-    from picollm.data.corpus import corpus_metadata_path
-    from picollm.data.split import split_corpus
-    from picollm.integrity import verify_files
-
     verify_files(corpus_metadata_path(args.corpus), [args.corpus.name])  # before any work
     split = params["split"]
     summary = split_corpus(
@@ -47,12 +45,3 @@ def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
         f"wrote {args.summary.parent}: documents per split {counts}; vocabulary "
         f"{summary['vocab']['name']}, tokens outside it {unknown}"
     )
-
-
-STAGE = Stage(
-    name="split",
-    help="split the corpus into train and test by document; write memory-mappable token arrays",
-    param_keys=("split", "data.vocab", "data.vocab_size", "data.vocab_min_count"),
-    configure=configure,
-    run=run,
-)

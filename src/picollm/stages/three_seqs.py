@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from picollm.stages import Stage
+from picollm.data.three_seqs import write_three_seqs
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -14,16 +14,5 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
-    from picollm.data.three_seqs import write_three_seqs
-
     write_three_seqs(args.out)
     print(f"wrote {args.out}")
-
-
-STAGE = Stage(
-    name="three-seqs",
-    help="write the course's 3seqs.txt (3,333 lines of counting, evens and powers of two)",
-    param_keys=(),
-    configure=configure,
-    run=run,
-)

@@ -7,7 +7,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from picollm.stages import Stage, announce
+from picollm.data.corpus import build_corpus, corpus_metadata_path, describe_tinystories
+from picollm.data.tokenize import usable_cpus
+from picollm.errors import UserError
+from picollm.pipeline import lineage
+from picollm.stages import announce
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -25,10 +29,6 @@ def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
     # `datasets` imports torch when it can (1-2 s), only to share an epoch counter with DataLoader
     # workers; this stage has no use for torch, and its tokeniser processes fork faster without it.
     os.environ.setdefault("USE_TORCH", "0")
-    from picollm import lineage
-    from picollm.data.corpus import build_corpus, corpus_metadata_path, describe_tinystories
-    from picollm.data.tokenize import usable_cpus
-    from picollm.errors import UserError
 
     if corpus_metadata_path(args.out) != args.metadata:
         raise UserError(f"--metadata must be {corpus_metadata_path(args.out)} (beside --out)")
@@ -73,18 +73,3 @@ def _tinystories(data: dict[str, Any]) -> dict[str, Any]:
         "seed": spec["seed"],
         "hub_timeout": spec["hub_timeout"],
     }
-
-
-STAGE = Stage(
-    name="tokenize",
-    help="read TinyStories, input files and generated corpora; tokenise them into one Parquet",
-    param_keys=(
-        "data.input_files",
-        "data.document_mode",
-        "data.generated",
-        "data.tinystories_weight",
-        "data.tinystories",
-    ),
-    configure=configure,
-    run=run,
-)

@@ -23,9 +23,31 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from picollm.stages import Stage
+import numpy as np
+import pandas as pd
+import torch
+
+from picollm.config import model_config, training_config
+from picollm.data.loader import BatchStream, TokenStore, eval_batches, matched_eval_sets
+from picollm.errors import ConfigError
+from picollm.files import atomic_path, read_json, sha256_file, write_json
+from picollm.init_gradients import gradient_norms_at_init
+from picollm.integrity import verify_files
+from picollm.length_generalization import loss_by_position
+from picollm.models import build
+from picollm.pipeline import lineage
+from picollm.pipeline.workflow import PACKAGE_DIR, code_files
+from picollm.training import TrainConfig, save_model_weights, train
+from picollm.training.config import run_length
+from picollm.training.distributed import process_group, torchrun_ranks
+from picollm.vocab import VOCAB_FILE, Vocabulary
 
 CHECKPOINT_ROOT = Path(".picollm/checkpoints")
+EXTRAPOLATION = 4
+"""A Transformer's test loss by position is measured on windows this many times its block size."""
+POSITION_WINDOWS = 256
+"""How many such test windows (the first of their tiling): a standard error near 0.1 nats per
+position, about 0.03 once the figure averages block_size / 8 positions."""
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -56,8 +78,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, params: dict[str, Any]) -> None:
-    from picollm.config import model_config, training_config
-
     name = args.model
     train_model(args, params, name, model_config(params, name), training_config(params, name))
 
@@ -68,25 +88,15 @@ def train_model(
     name: str,
     model_entry: dict[str, Any],
     training: dict[str, Any],
-    data_fraction: float = 1.0,
     extra: dict[str, Any] | None = None,
     stage: str = "train",
 ) -> None:
     """Train the model ``model_entry`` with the ``training`` settings on the split's train
     documents (the first ``data_fraction`` of each source's), and write the stage's outputs.
-    The number of steps does not depend on ``data_fraction`` (``training.config.run_length``)."""
-    import torch
-
-    from picollm import lineage
-    from picollm.data.loader import BatchStream, TokenStore, eval_batches
-    from picollm.errors import ConfigError
-    from picollm.files import read_json, sha256_file, write_json
-    from picollm.integrity import verify_files
-    from picollm.models import build
-    from picollm.training import TrainConfig, save_model_weights, train
-    from picollm.training.config import run_length
-    from picollm.training.distributed import process_group, torchrun_ranks
-    from picollm.vocab import VOCAB_FILE, Vocabulary
+    The number of steps does not depend on ``data_fraction`` (``training.config.run_length``).
+    Final losses are measured on ``final_eval_batches`` batches of test windows (or the whole
+    test split) and as many train windows, with their standard errors; a Transformer's test loss by position is measured up to
+    ``EXTRAPOLATION`` times its block size (``length_generalization``)."""
 
     data = params["data"]
     split_dir = args.split.parent
@@ -104,7 +114,7 @@ def train_model(
 
     stores = {split: TokenStore.open(split_dir, split) for split in ("train", "test")}
     split_tokens = int(stores["train"].doc_lengths.sum())  # the whole train split's
-    stores["train"] = stores["train"].first_fraction(data_fraction)
+    stores["train"] = stores["train"].first_fraction(config.data_fraction)
     block_size = arch["block_size"]
     stream = BatchStream(
         stores["train"],
@@ -126,11 +136,16 @@ def train_model(
         )
         for split, store in stores.items()
     }
+    final_rows = (
+        None if config.final_eval_batches is None else config.final_eval_batches * config.batch_size
+    )
+    final_sets = matched_eval_sets(
+        stores, block_size, config.batch_size, config.seed, eval_mode, max_rows=final_rows
+    )
     identity = {  # what else defines the run: a checkpoint of another identity is not resumed
         "model": arch,
         "loader": data["loader"],
         "data": data_hashes,  # as hashed now, not as recorded
-        "data_fraction": data_fraction,
         "tinystories_weight": data["tinystories_weight"],
         "code": _code_sha256(stage),
     }
@@ -143,6 +158,7 @@ def train_model(
             f"training.warmup_steps ({config.warmup_steps}) must be below the {total_steps} steps "
             f"model {name!r} trains for: lower warmup_steps or raise max_steps_per_epoch/epochs"
         )
+    at_init = _init_gradients(model, arch, eval_sets["train"][0])  # before any update
     ranks = torchrun_ranks()  # one process unless started by torchrun
     if config.batch_size % ranks.world_size:
         raise ConfigError(
@@ -159,6 +175,7 @@ def train_model(
             steps_per_epoch=steps_per_epoch,
             identity=identity,
             progress=not args.no_progress,
+            final_eval_sets=final_sets,
         )
     if not ranks.is_main:
         return  # rank 0 writes the outputs
@@ -179,7 +196,7 @@ def train_model(
             "model": name,
             "architecture": arch,
             "training": config.to_dict(),
-            "data_fraction": data_fraction,
+            "data_fraction": config.data_fraction,
             "train_tokens": train_tokens,
             "vocab": split_summary["vocab"],
             "unknown_token_share": {
@@ -188,6 +205,8 @@ def train_model(
             "final": final,
             "metrics": result.metrics,
             "resumed_from_step": result.resumed_from_step,
+            **at_init,
+            **_loss_by_position(model, arch, stores["test"], config.batch_size),
             "sha256": {  # checked by its readers
                 path.name: sha256_file(path) for path in (args.weights, run_vocab)
             },
@@ -209,19 +228,15 @@ def remove_checkpoints(name: str) -> None:
 
 
 def _code_sha256(stage: str) -> str:
-    """sha256 over the stage's source files (paths inside the package, and contents)."""
-    from picollm.files import sha256_file
-    from picollm.workflow import SOURCE_ROOT, stage_code
-
-    files = stage_code(stage, relative_to=SOURCE_ROOT)
-    listing = "".join(f"{sha256_file(SOURCE_ROOT / path)}  {path}\n" for path in files)
+    """sha256 over the stage's declared code (paths inside the package, and contents)."""
+    files = [Path(path) for path in code_files(stage)]
+    listing = "".join(f"{sha256_file(f)}  {f.relative_to(PACKAGE_DIR)}\n" for f in files)
     return hashlib.sha256(listing.encode()).hexdigest()
 
 
 def _source_weights(store: Any, data: dict[str, Any]) -> dict[str, float] | None:
     """The starter's ``tinystories_weight``: the chance a sequence comes from TinyStories; the
     other sources share the rest in proportion to their tokens."""
-    import numpy as np
 
     tokens = np.bincount(store.doc_sources, weights=store.doc_lengths, minlength=len(store.sources))
     per_source = dict(zip(store.sources, tokens.tolist(), strict=True))
@@ -239,22 +254,47 @@ def _fingerprint(*parts: Any) -> str:
 
 
 def _final(metrics: dict[str, Any]) -> dict[str, Any]:
-    """The headline numbers: final train/test loss and their gap, speed and size."""
-    train_loss, test_loss = metrics["final_train_loss"], metrics["final_test_loss"]
+    """The headline numbers: final train/test loss (on the whole test split and as many train
+    windows), their gap with standard errors, the best test loss on the curve, speed and size."""
     return {
-        "train_loss": train_loss,
-        "test_loss": test_loss,
-        "gap": test_loss - train_loss,
+        "train_loss": metrics["final_train_loss"],
+        "test_loss": metrics["final_test_loss"],
+        "gap": metrics["generalization_gap"],
+        "train_loss_stderr": metrics["final_train_loss_stderr"],
+        "test_loss_stderr": metrics["final_test_loss_stderr"],
+        "gap_stderr": metrics["generalization_gap_stderr"],
+        "best_test_loss": metrics["best_test_loss"],
         "tokens_per_s": metrics["tokens_per_s"],
         "parameters": metrics["num_parameters"],
     }
 
 
+def _init_gradients(model: Any, arch: dict[str, Any], batch: Any) -> dict[str, Any]:
+    """``{"init_gradient_norms": ...}``: a Transformer's gradient norm per block at
+    initialisation on one fixed train batch (``init_gradients``), else nothing."""
+    if arch["type"] != "transformer":
+        return {}
+    return {"init_gradient_norms": gradient_norms_at_init(model, batch.inputs, batch.targets)}
+
+
+def _loss_by_position(
+    model: Any, arch: dict[str, Any], test: TokenStore, batch_size: int
+) -> dict[str, Any]:
+    """``{"loss_by_position": ...}`` of a Transformer on test windows of ``EXTRAPOLATION`` times
+    its block size (``PositionLosses.to_dict``, with the lengths), else nothing."""
+    if arch["type"] != "transformer":
+        return {}
+    length = EXTRAPOLATION * arch["block_size"]
+    tokens = np.asarray(test.tokens[np.arange(test.n_tokens)])  # model ids
+    device = next(model.parameters()).device
+    measured = loss_by_position(
+        model, tokens, length, max_windows=POSITION_WINDOWS, batch_size=batch_size, device=device
+    )
+    record = {"trained_length": arch["block_size"], **measured.to_dict()}
+    return {"loss_by_position": record}
+
+
 def _write_tables(history: Any, curve: Path, steps: Path) -> None:
-    import pandas as pd
-
-    from picollm.files import atomic_path
-
     evals = pd.DataFrame(
         [
             {
@@ -269,22 +309,3 @@ def _write_tables(history: Any, curve: Path, steps: Path) -> None:
     for frame, target in ((evals, curve), (per_step, steps)):
         with atomic_path(target) as tmp:
             frame.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
-
-
-PARAM_KEYS = (
-    "data.block_size",
-    "data.loader",
-    "data.tinystories_weight",
-    "training",
-    "models.{model}",
-)
-"""What a training run reads; the sweep stage reads these too."""
-
-STAGE = Stage(
-    name="train",
-    help="train one model from params.yaml; write weights, metrics and loss curves",
-    param_keys=PARAM_KEYS,
-    configure=configure,
-    run=run,
-    wildcards=("model",),
-)

@@ -47,6 +47,8 @@ class TrainConfig:
     dtype: str = "auto"  # auto (bfloat16 on CUDA if supported, else float32) | float32 | bfloat16
     compile: bool = False  # wrap the model in torch.compile
     processes: int = 1  # data-parallel processes the train rule starts (torchrun) when above 1
+    data_fraction: float = 1.0  # share of the training documents read (``run_length``)
+    final_eval_batches: int | None = 32  # per split, for the reported losses; None: all of test
 
     def __post_init__(self) -> None:
         check_int("batch_size", self.batch_size, 1)
@@ -67,6 +69,9 @@ class TrainConfig:
                 )
         check_float("min_lr_ratio", self.min_lr_ratio, 0.0, 1.0)
         check_float("grad_clip", self.grad_clip, 0.0)
+        check_float("data_fraction", self.data_fraction, 0.0, 1.0, low_open=True)
+        if self.final_eval_batches is not None:
+            check_int("final_eval_batches", self.final_eval_batches, 1)
         check_int("eval_interval", self.eval_interval, 1)
         check_int("eval_batches", self.eval_batches, 1)
         check_int("checkpoint_interval", self.checkpoint_interval, 0)

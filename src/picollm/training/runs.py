@@ -14,60 +14,62 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from picollm.config import DATA_FRACTION, model_config, schema_problems, training_config
+from picollm.config import model_config, schema_problems, training_config
 from picollm.errors import ConfigError
+from picollm.studies import point_changes
 from picollm.training.config import TRAINING_KEYS, TrainConfig
 
 
 @dataclass(frozen=True)
 class TrainingRun:
-    """One training run the params define: a model, or one variant of the sweep."""
+    """One training run the params define: a model, or one seed of one point of the sweep."""
 
     label: str  # where in params.yaml it comes from: "models.lstm", "sweep.values.d_model[1]"
     name: str  # the model's name under models
-    params: Mapping[str, Any]  # the params with the variant's value in place
-    data_fraction: float = 1.0  # share of the training documents it reads
+    params: Mapping[str, Any]  # the params with the point's changes in place
 
     @property
     def is_sweep_variant(self) -> bool:
         return self.label.startswith("sweep.")
 
 
-def sweep_variant(params: Mapping[str, Any], key: str, index: int) -> TrainingRun:
-    """The run of ``sweep.values.<key>[index]``: sweep.model with that one value changed.
-
-    A training key (``learning_rate``, ...) lands in the model's own ``training`` overrides,
-    ``data_fraction`` in the run's share of documents, any other key in the model's entry.
-    """
-    name = params["sweep"]["model"]
-    values = params["sweep"]["values"].get(key)
-    if values is None:
-        raise ConfigError(
-            f"sweep.values has no key {key!r}; have {sorted(params['sweep']['values'])}"
-        )
-    if not 0 <= index < len(values):
-        raise ConfigError(f"sweep.values.{key} has no value number {index}")
-    value = values[index]
-    label = f"sweep.values.{key}[{index}]"
-    if key == DATA_FRACTION:
-        return TrainingRun(label, name, params, value)
+def sweep_variant(
+    params: Mapping[str, Any], key: str, index: int, seed: int | None = None
+) -> TrainingRun:
+    """The run of point ``sweep.values.<key>[index]`` with training seed ``seed`` (default: the
+    model's own): sweep.model with ``sweep.common`` and then the point's changes applied. A
+    training key (``learning_rate``, ``data_fraction``, ...) lands in the model's own
+    ``training`` overrides, any other key in the model's entry."""
+    sweep = params["sweep"]
+    name = sweep["model"]
+    points = sweep["values"].get(key)
+    if points is None:
+        raise ConfigError(f"sweep.values has no key {key!r}; have {sorted(sweep['values'])}")
+    if not 0 <= index < len(points):
+        raise ConfigError(f"sweep.values.{key} has no point number {index}")
     variant = copy.deepcopy(dict(params))
     entry = variant["models"][name]
-    if key in TRAINING_KEYS:
-        entry["training"] = {**entry.get("training", {}), key: value}
-    else:
-        entry[key] = value
-    return TrainingRun(label, name, variant)
+    changes = {**sweep.get("common", {}), **point_changes(key, points[index])}
+    if seed is not None:
+        changes["seed"] = seed
+    for changed, value in changes.items():
+        if changed in TRAINING_KEYS:
+            entry["training"] = {**entry.get("training", {}), changed: value}
+        else:
+            entry[changed] = value
+    return TrainingRun(f"sweep.values.{key}[{index}]", name, variant)
 
 
 def training_runs(params: Mapping[str, Any]) -> Iterator[TrainingRun]:
-    """Every training run of validated params: each model, then each sweep variant."""
+    """Every training run of validated params: each model, then each sweep point (at its first
+    seed: seeds change no setting a check could reject)."""
     for name in params["models"]:
         yield TrainingRun(f"models.{name}", name, params)
-    if params["sweep"]["model"] in params["models"]:
-        for key, values in params["sweep"]["values"].items():
-            for index in range(len(values)):
-                yield sweep_variant(params, key, index)
+    sweep = params["sweep"]
+    if sweep["model"] in params["models"]:
+        for key, points in sweep["values"].items():
+            for index in range(len(points)):
+                yield sweep_variant(params, key, index, sweep["seeds"][0])
 
 
 def check_training_runs(params: Mapping[str, Any], vocab_size: int | None = None) -> None:
@@ -107,9 +109,9 @@ def check_run_lengths(params: Mapping[str, Any], split_summary: Path) -> None:
     run takes depends on the train tokens, which only an existing split knows. Runs that
     ``check_training_runs`` rejects are skipped."""
     from picollm.data.loader import TokenStore
-    from picollm.training.config import batches_per_epoch
+    from picollm.training.config import run_length
 
-    store = TokenStore.open(split_summary.parent, "train")
+    tokens = TokenStore.open(split_summary.parent, "train").n_tokens  # steps count on all of it
     problems = []
     for run in training_runs(params):
         try:
@@ -117,10 +119,9 @@ def check_run_lengths(params: Mapping[str, Any], split_summary: Path) -> None:
             block_size = model_config(run.params, run.name)["block_size"]
         except (TypeError, ValueError):
             continue
-        tokens = int(store.first_fraction(run.data_fraction).doc_lengths.sum())
         if tokens < 1:
             continue
-        steps = config.total_steps(batches_per_epoch(tokens, config.batch_size, block_size))
+        _, steps = run_length(config, tokens, block_size)
         if config.warmup_steps >= steps:
             problems.append(
                 f"{run.label}: warmup_steps ({config.warmup_steps}) must be below the {steps} "

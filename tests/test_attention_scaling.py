@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from picollm.models.linear_attention.benchmark import (
+from picollm.attention_scaling import (
     METHODS,
     make_inputs,
     measure_point,

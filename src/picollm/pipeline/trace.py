@@ -4,7 +4,7 @@ The job that makes the output is found in the Snakemake DAG, then the jobs that 
 inputs, and so on back to files no job makes (raw data). Source files a stage runs are its code:
 summarised by one hash, never walked as data. Each step is checked against two stored records:
 
-- the lineage record the stage wrote beside its outputs (``picollm.lineage.record``: a figure's
+- the lineage record the stage wrote beside its outputs (``picollm.pipeline.lineage.record``: a figure's
   ``.json`` sidecar, or the ``lineage`` entry of a JSON output such as ``metrics.json``), whose
   input hashes and params must match the files and params as they are now;
 - the step's stage in ``dvc.lock``, whose command, file md5s and params must match likewise;
@@ -26,10 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from picollm.config import ConfigError, load_params, lookup, prune, read_yaml
-from picollm.dag import Job, snakemake_jobs
+from picollm.data.corpus import describe_tinystories
 from picollm.errors import UserError
 from picollm.integrity import rebuild_command, recorded_hashes
-from picollm.lineage import code_version
+from picollm.pipeline.dag import Job, snakemake_jobs
+from picollm.pipeline.lineage import code_version
 
 DVC_LOCK = "dvc.lock"
 DVC_PARAMS_FILE = "params.yaml"
@@ -73,6 +74,8 @@ class Step:
     lineage: list[Check]
     dvc: Check | None
     """``None`` when there is no ``dvc.lock`` to compare with."""
+    data: list[str] = field(default_factory=list)
+    """What its records say of the data it made: the TinyStories source, the vocabulary."""
 
     @property
     def problems(self) -> list[str]:
@@ -148,7 +151,7 @@ def chain(jobs: Sequence[Job], target: str) -> list[Job]:
     the job that writes ``target``. Raw data (files no job makes) and code end the walk."""
     makers = {os.path.normpath(path): job for job in jobs for path in job.output_paths}
     target = os.path.normpath(target)
-    if target not in makers:
+    if _maker(makers, target) is None:
         known = sorted(makers)
         listing = ", ".join(known[:6]) + (f", ... ({len(known)} in all)" if len(known) > 6 else "")
         raise UnknownOutputError(f"no job of the pipeline makes {target}; it makes {listing}")
@@ -160,22 +163,32 @@ def chain(jobs: Sequence[Job], target: str) -> list[Job]:
             return
         visited.add(job.stage_name)
         for path in job.data_inputs:
-            maker = makers.get(os.path.normpath(path))
+            maker = _maker(makers, os.path.normpath(path))
             if maker is not None:
                 visit(maker)
         ordered.append(job)
 
-    visit(makers[target])
+    visit(_maker(makers, target))
     return ordered
+
+
+def _maker(makers: Mapping[str, Job], path: str) -> Job | None:
+    """The job whose output is ``path`` or a folder holding it (a sweep key's runs)."""
+    while path not in makers:
+        parent = os.path.dirname(path)
+        if parent == path or not parent:
+            return None
+        path = parent
+    return makers[path]
 
 
 def raw_inputs(steps: Sequence[Job]) -> list[str]:
     """Data inputs of ``steps`` that none of them makes, in order of first use."""
-    made = {os.path.normpath(path) for job in steps for path in job.output_paths}
+    made = {os.path.normpath(path): job for job in steps for path in job.output_paths}
     found: dict[str, None] = {}
     for job in steps:
         for path in job.data_inputs:
-            if os.path.normpath(path) not in made:
+            if _maker(made, os.path.normpath(path)) is None:
                 found.setdefault(path)
     return list(found)
 
@@ -183,17 +196,27 @@ def raw_inputs(steps: Sequence[Job]) -> list[str]:
 # -- comparing with stored records ---------------------------------------------------------
 
 
-def lineage_records(outputs: Iterable[str], root: Path) -> list[tuple[str, Any]]:
-    """``(path, record)`` for each JSON output holding a lineage record: the whole file (a
-    figure's sidecar) or its ``lineage`` entry. A record is ``None`` if the file is not JSON."""
+def json_outputs(outputs: Iterable[str], root: Path) -> list[tuple[str, Any]]:
+    """``(path, data)`` for each existing ``.json`` output: its parsed content, or ``None`` if
+    the file is not JSON."""
     found = []
     for path in outputs:
         file = root / path
         if file.suffix != ".json" or not file.is_file():
             continue
         try:
-            data = json.loads(file.read_text(encoding="utf-8"))
+            found.append((path, json.loads(file.read_text(encoding="utf-8"))))
         except (UnicodeDecodeError, json.JSONDecodeError):
+            found.append((path, None))
+    return found
+
+
+def lineage_records(outputs: Iterable[str], root: Path) -> list[tuple[str, Any]]:
+    """``(path, record)`` for each JSON output holding a lineage record: the whole file (a
+    figure's sidecar) or its ``lineage`` entry. A record is ``None`` if the file is not JSON."""
+    found = []
+    for path, data in json_outputs(outputs, root):
+        if data is None:
             found.append((path, None))
             continue
         record = data.get("lineage", data) if isinstance(data, dict) else None
@@ -272,12 +295,21 @@ def check_dvc_lock(job: Job, lock: Mapping[str, Any], digests: FileDigests) -> C
                 f"{path} changed (md5 {md5[:SHORT_HASH]} in the lock, {now[:SHORT_HASH]} now)"
             )
     listed = {os.path.normpath(entry["path"]) for entry in entries}
-    used = [*job.input_paths, *job.output_paths]
-    problems += [f"does not list {path}" for path in used if os.path.normpath(path) not in listed]
-    unused = listed - {os.path.normpath(path) for path in used}
+    used = {
+        os.path.normpath(path) for path in [*job.code_inputs, *job.data_inputs, *job.output_paths]
+    }
+    problems += [f"does not list {path}" for path in sorted(used) if not _covered(path, listed)]
+    unused = {path for path in listed if not any(_covered(u, {path}) for u in used)}
     problems += [f"lists {path}, which the job no longer uses" for path in sorted(unused)]
     problems += _dvc_param_problems(job, stage.get("params") or {}, digests.root)
     return Check(DVC_LOCK, problems=problems, notes=notes)
+
+
+def _covered(path: str, listed: set[str]) -> bool:
+    """Whether ``path`` or a folder holding it is in ``listed`` (DVC lists code and sweep runs
+    by folder, Snakemake by file)."""
+    parts = Path(path).parts
+    return any(os.path.join(*parts[:n]) in listed for n in range(len(parts), 0, -1))
 
 
 def _dvc_param_problems(job: Job, locked: Mapping[str, Any], root: Path) -> list[str]:
@@ -339,7 +371,7 @@ def trace(
 ) -> Trace:
     """The lineage of ``target`` (a path relative to ``root``, the pipeline's directory).
 
-    ``jobs`` is the pipeline (``picollm.dag.snakemake_jobs``), ``params`` the validated params
+    ``jobs`` is the pipeline (``picollm.pipeline.dag.snakemake_jobs``), ``params`` the validated params
     with defaults (``load_params``), ``lock`` the parsed ``dvc.lock`` if there is one.
     """
     digests = FileDigests(root)
@@ -372,7 +404,29 @@ def _step(
             *check_recorded_files(job.output_paths, digests),
         ],
         dvc=None if lock is None else check_dvc_lock(job, lock, digests),
+        data=data_notes(job.output_paths, digests.root),
     )
+
+
+def data_notes(outputs: Iterable[str], root: Path) -> list[str]:
+    """What the JSON records among ``outputs`` say of the data: where a corpus's TinyStories
+    came from (corpus.json: Hub, local files, the shipped excerpt or the story grammar) and a
+    split's vocabulary with its unknown-token shares (split.json)."""
+    notes = []
+    for _, record in json_outputs(outputs, root):
+        if not isinstance(record, dict):
+            continue
+        if record.get("tinystories_source"):
+            notes.append(describe_tinystories(record))
+        vocab, splits = record.get("vocab"), record.get("splits")
+        if isinstance(vocab, dict) and isinstance(splits, dict) and "name" in vocab:
+            shares = ", ".join(
+                f"{name} {split['unknown_token_share']:.1%}"
+                for name, split in splits.items()
+                if isinstance(split, dict) and "unknown_token_share" in split
+            )
+            notes.append(f"vocabulary {vocab['name']}; unknown tokens: {shares or 'not recorded'}")
+    return notes
 
 
 def code_hash(files: Hashes) -> str | None:
@@ -385,7 +439,7 @@ def code_hash(files: Hashes) -> str | None:
 
 
 def describe_code_version(version: Mapping[str, Any]) -> str:
-    """``picollm 0.1.0 at git f882eba3 (dirty)`` from ``picollm.lineage.code_version()``."""
+    """``picollm 0.1.0 at git f882eba3 (dirty)`` from ``picollm.pipeline.lineage.code_version()``."""
     text = f"{version.get('package', 'picollm')} {version.get('version', '?')}"
     if "git_commit" in version:
         dirty = " (dirty)" if version.get("git_dirty") else ""
@@ -430,6 +484,7 @@ def _render_step(step: Step, number: str) -> list[str]:
         *_labelled("outputs", _files(step.outputs)),
     ]
     lineage = [line for c in step.lineage for line in _check_lines(c, f"{c.source}: agrees")]
+    lines += _labelled("data", step.data) if step.data else []
     lines += _labelled("lineage", lineage or ["no record among the outputs"])
     if step.dvc is not None:
         lines += _labelled("dvc", _check_lines(step.dvc, "agrees with dvc.lock"))
@@ -490,7 +545,7 @@ def run(output: str, snakefile: str, params_file: str, as_json: bool) -> int:
     params = load_params(params_file)
     lock_file = root / DVC_LOCK
     lock = (read_yaml(lock_file) or {}) if lock_file.is_file() else None
-    result = trace(target, snakemake_jobs(snakefile), params, root, lock)
+    result = trace(target, snakemake_jobs(snakefile, params_file), params, root, lock)
     print(json.dumps(result.to_dict(), indent=2) if as_json else render(result))
     return 0 if result.ok else 1
 

@@ -1,16 +1,16 @@
 # The attention scaling study: time and memory of each token-mixing op against length.
 
 
-rule measure_attention_scaling:
+rule attention_scaling:
     input:
-        code=stage_code("attention-scaling"),
+        params=params_record("attention-scaling", "attention_scaling"),
+        code=code("attention-scaling"),
     output:
-        points="results/attention/scaling.tsv",
+        points=f"{RESULTS}/attention/scaling.tsv",
     params:
         file=PARAMS_FILE,
-        **declared("attention-scaling"),
     log:
-        "results/logs/attention/scaling.log",
+        f"{RESULTS}/logs/attention/scaling.log",
     threads: 2
     conda:
         CONDA_ENV

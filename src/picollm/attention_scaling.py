@@ -5,7 +5,7 @@ chunkwise linear attention, GLA and gated delta rule ops on the same shapes: bat
 ``n_heads`` heads of width ``d_model / n_heads``, keys and values of that width. Only the token
 mixing is timed (no projections): it is the part whose cost depends on the length.
 
-Each point runs in a fresh Python process (``python -m picollm.models.linear_attention.benchmark``)
+Each point runs in a fresh Python process (``python -m picollm.attention_scaling``)
 so that its memory figure is its own: the peak resident set size (``ru_maxrss``) during one
 forward + backward minus the resident set size just before it, i.e. the memory for activations,
 autograd buffers and gradients (inputs excluded), at the kernel's page granularity.
@@ -136,7 +136,7 @@ def _measure_in_subprocess(
     command = [
         sys.executable,
         "-m",
-        "picollm.models.linear_attention.benchmark",
+        "picollm.attention_scaling",
         f"--method={method}",
         f"--seq-len={seq_len}",
         f"--d-model={d_model}",
