@@ -251,7 +251,7 @@ def test_another_params_file_writes_its_own_results(built, tmp_path):
 
 def test_dvc_repro_experiments_and_snakemake_agree(tmp_path):
     """`dvc repro` builds what `snakemake` does; Snakemake then has nothing to do, also after
-    `dvc exp run -S`; `dvc exp show` and `dvc metrics diff` read the metrics git keeps."""
+    `dvc exp run -S`; `dvc exp show` and `dvc metrics diff` read the metrics DVC's cache keeps."""
     project = make_project(tmp_path, FULL)
     run(project, "git", "init", "-q", "-b", "main")
     commit(project, "init")
@@ -261,7 +261,7 @@ def test_dvc_repro_experiments_and_snakemake_agree(tmp_path):
     assert planned_rules(project) == []
     assert run(project, "dvc", "status").stdout.strip().endswith("up to date.")
     commit(project, "results")
-    assert "results/metrics.json" in run(project, "git", "ls-files", "results").stdout
+    assert "results/metrics.json" not in run(project, "git", "ls-files", "results").stdout
 
     run(project, "dvc", "exp", "run", "-n", "dpi60", "-S", "figures.dpi=60")
     assert planned_rules(project) == []
